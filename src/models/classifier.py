@@ -1,0 +1,137 @@
+"""The image-classification system: a LightningModule that wraps any plain `nn.Module` network."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+import torch
+from lightning import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from src.models.param_groups import (
+    ParamGroup,
+    apply_lr_scales,
+    build_param_groups,
+    freeze_param_groups,
+)
+
+
+class ImageClassifier(LightningModule):
+    """Trains `backbone` with cross-entropy; logs loss and accuracy per stage.
+
+    Logged metrics: `train/loss`, `train/acc`, `val/loss`, `val/acc`, `val/acc_best` (best epoch so far),
+    `test/loss`, `test/acc`. The optimiser and scheduler are injected from the config and built in
+    `configure_optimizers`, with per-group settings from `param_groups`.
+
+    >>> from src.models.components import LeNet
+    >>> model = ImageClassifier(LeNet(num_classes=10), num_classes=10)
+    >>> model(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 10])
+
+    Args:
+        backbone: The network; maps images (N, C, H, W) to logits (N, num_classes).
+        num_classes: Number of classes (linked from the datamodule by the CLI).
+        in_channels: Input channels (linked from the datamodule).
+        image_size: Input (height, width) (linked from the datamodule).
+        class_names: Class names, index = label id (linked from the datamodule; saved in checkpoints).
+        optimizer: Optimiser factory, e.g. `torch.optim.AdamW` with its `init_args` in the config.
+        scheduler: Learning-rate scheduler factory (e.g. `StepLR`, `MultiStepLR`), or None.
+        scheduler_interval: Step the scheduler every `epoch` or every optimiser `step`.
+        scheduler_frequency: Step the scheduler every this many intervals.
+        scheduler_monitor: Metric a `ReduceLROnPlateau` scheduler watches.
+        param_groups: Per-group lr / lr_scale / weight_decay / freeze, selected by parameter name.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        in_channels: int = 1,
+        image_size: tuple[int, int] = (28, 28),
+        class_names: list[str] | None = None,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: Literal["epoch", "step"] = "epoch",
+        scheduler_frequency: int = 1,
+        scheduler_monitor: str = "val/loss",
+        param_groups: list[ParamGroup] | None = None,
+    ) -> None:
+        super().__init__()
+        with warnings.catch_warnings():
+            # When built by the CLI the backbone is saved as its config; otherwise as the module's weights.
+            warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
+            self.save_hyperparameters()
+        self.backbone = backbone
+        self.class_names = class_names or [str(i) for i in range(num_classes)]
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.param_groups = param_groups or []
+        freeze_param_groups(self, self.param_groups)  # also checks every pattern matches something
+
+        self.criterion = nn.CrossEntropyLoss()
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.val_acc_best = MaxMetric()
+        self.example_input_array = torch.zeros(1, in_channels, *image_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for a batch of normalised images."""
+        return self.backbone(x)
+
+    def _shared_step(self, batch, loss_metric: MeanMetric, acc_metric: MulticlassAccuracy):
+        x, y = batch
+        logits = self(x)
+        loss = self.criterion(logits, y)
+        loss_metric(loss)
+        acc_metric(logits, y)
+        return loss
+
+    def on_train_start(self) -> None:
+        # The sanity check ran validation before training; start the best-so-far from scratch.
+        self.val_acc_best.reset()
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss = self._shared_step(batch, self.train_loss, self.train_acc)
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._shared_step(batch, self.val_loss, self.val_acc)
+        self.log("val/loss", self.val_loss, prog_bar=True)
+        self.log("val/acc", self.val_acc, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_acc_best(self.val_acc.compute())
+        self.log("val/acc_best", self.val_acc_best.compute())
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._shared_step(batch, self.test_loss, self.test_acc)
+        self.log("test/loss", self.test_loss)
+        self.log("test/acc", self.test_acc)
+
+    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """Class probabilities (N, num_classes) of a batch (images, or (images, labels))."""
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        return self(x).softmax(dim=-1)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer(build_param_groups(self, self.param_groups))
+        apply_lr_scales(optimizer)
+        if self.scheduler is None:
+            return optimizer
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": self.scheduler(optimizer),
+                "interval": self.hparams.scheduler_interval,
+                "frequency": self.hparams.scheduler_frequency,
+                "monitor": self.hparams.scheduler_monitor,
+            },
+        }

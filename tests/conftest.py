@@ -1,0 +1,69 @@
+"""Shared fixtures: tiny generated datasets and a fast trainer configuration."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # so tests can import fixtures.py
+
+from fixtures import make_fashion_mnist  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_root(tmp_path_factory) -> Path:
+    """A folder with a tiny FashionMNIST (320 train, 80 test images) in the real IDX format."""
+    return make_fashion_mnist(tmp_path_factory.mktemp("data"))
+
+
+def fast_cli_args(data_root: Path, out_dir: Path) -> list[str]:
+    """CLI arguments that make a run of configs/fashion_mnist.yaml take seconds, writing into out_dir."""
+    return [
+        "--config",
+        str(REPO / "configs" / "fashion_mnist.yaml"),
+        f"--data.data_dir={data_root}",
+        "--data.val_size=80",
+        "--data.batch_size=32",
+        "--data.num_workers=0",
+        "--data.download=false",
+        f"--trainer.default_root_dir={out_dir}",
+        f"--trainer.logger.init_args.save_dir={out_dir / 'logs'}",
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=1",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        "--trainer.log_every_n_steps=1",
+    ]
+
+
+@pytest.fixture
+def fast_args(fashion_mnist_root, tmp_path) -> list[str]:
+    """`fast_cli_args` writing into this test's tmp_path."""
+    return fast_cli_args(fashion_mnist_root, tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment(monkeypatch):
+    """Keep each test's changes to environment variables and the working directory to itself."""
+    environ, cwd = dict(os.environ), os.getcwd()
+    yield
+    os.environ.clear()
+    os.environ.update(environ)
+    os.chdir(cwd)
+
+
+@pytest.fixture
+def overlay(tmp_path):
+    """Write a YAML overlay config into tmp_path and return the `--config` arguments for it."""
+
+    def write(text: str, name: str = "overlay.yaml") -> list[str]:
+        path = tmp_path / name
+        path.write_text(text)
+        return ["--config", str(path)]
+
+    return write

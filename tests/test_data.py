@@ -1,0 +1,118 @@
+"""The FashionMNIST datamodule, read through torchvision's own FashionMNIST class from generated IDX files."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+import pytest
+import torch
+from torchvision.transforms import v2
+
+from src.data import FashionMNISTDataModule
+from src.errors import UserInputError
+
+
+def make_dm(root, **kwargs) -> FashionMNISTDataModule:
+    kwargs = {"val_size": 80, "batch_size": 16, "num_workers": 0, "download": False, **kwargs}
+    return FashionMNISTDataModule(data_dir=str(root), **kwargs)
+
+
+def test_split_sizes_and_batches(fashion_mnist_root):
+    dm = make_dm(fashion_mnist_root)
+    dm.prepare_data()
+    dm.setup("fit")
+    dm.setup("test")
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (240, 80, 80)
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (16, 1, 28, 28) and x.dtype == torch.float32
+    assert y.shape == (16,) and y.dtype == torch.int64
+    assert dm.num_classes == len(dm.class_names) == 10
+    assert dm.class_names[0] == "T-shirt/top"
+    # Normalised with the dataset statistics: roughly centred, not in [0, 1].
+    assert x.min() < 0
+
+
+def test_train_and_val_are_disjoint_and_cover_the_training_set(fashion_mnist_root):
+    dm = make_dm(fashion_mnist_root)
+    dm.setup("fit")
+    train, val = set(dm.train_set.indices), set(dm.val_set.indices)
+    assert not train & val
+    assert train | val == set(range(320))
+
+
+def test_split_is_seeded(fashion_mnist_root):
+    first, again, other = (make_dm(fashion_mnist_root, seed=s) for s in (1, 1, 2))
+    for dm in (first, again, other):
+        dm.setup("fit")
+    assert first.val_set.indices == again.val_set.indices
+    assert first.val_set.indices != other.val_set.indices
+
+
+def test_val_size_as_fraction(fashion_mnist_root):
+    dm = make_dm(fashion_mnist_root, val_size=0.25)
+    dm.setup("fit")
+    assert len(dm.val_set) == 80
+
+
+@pytest.mark.parametrize("val_size", [0, 320, 1.5])
+def test_bad_val_size_is_a_clear_error(fashion_mnist_root, val_size):
+    with pytest.raises(UserInputError, match="data.val_size"):
+        make_dm(fashion_mnist_root, val_size=val_size).setup("fit")
+
+
+def test_validation_gets_eval_transforms_only(fashion_mnist_root):
+    dm = make_dm(fashion_mnist_root, augment=True)
+    dm.setup("fit")
+    dm.setup("test")
+
+    def has_flip(transform) -> bool:
+        return any(isinstance(t, v2.RandomHorizontalFlip) for t in _flatten(transform))
+
+    assert has_flip(dm.train_set.dataset.transform)
+    assert not has_flip(dm.val_set.dataset.transform)
+    assert not has_flip(dm.test_set.transform)
+    # Separate dataset instances: the validation split does not share the augmented one.
+    assert dm.val_set.dataset is not dm.train_set.dataset
+    # Evaluation samples are deterministic.
+    torch.manual_seed(0)
+    a = dm.val_set[0][0]
+    torch.manual_seed(1)
+    assert torch.equal(a, dm.val_set[0][0])
+
+
+def test_augment_off_uses_eval_transforms_for_training(fashion_mnist_root):
+    dm = make_dm(fashion_mnist_root, augment=False)
+    dm.setup("fit")
+    assert not any(isinstance(t, v2.RandomHorizontalFlip) for t in _flatten(dm.train_set.dataset.transform))
+
+
+def test_missing_files_without_download_name_the_folder(tmp_path):
+    dm = make_dm(tmp_path / "empty", download=False)
+    with pytest.raises(UserInputError) as err:
+        dm.prepare_data()
+    message = str(err.value)
+    assert str((tmp_path / "empty" / "FashionMNIST" / "raw").resolve()) in message
+    assert "data.download is false" in message and "\n" not in message
+
+
+def test_missing_files_offline_name_the_folder(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    dm = make_dm(tmp_path / "offline", download=True)
+    with pytest.raises(UserInputError) as err:
+        dm.prepare_data()
+    message = str(err.value)
+    assert str((tmp_path / "offline" / "FashionMNIST" / "raw").resolve()) in message
+    assert "download failed" in message and "\n" not in message
+
+
+def _flatten(transform):
+    """All transforms inside (nested) v2.Compose objects."""
+    if isinstance(transform, v2.Compose):
+        for t in transform.transforms:
+            yield from _flatten(t)
+    else:
+        yield transform
