@@ -1,0 +1,53 @@
+"""FashionMNIST: 70,000 grayscale 28x28 images of clothing in 10 classes (Zalando Research, MIT)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torchvision.datasets import FashionMNIST
+from torchvision.transforms import v2
+
+from src.data.base import VisionDataModule
+from src.errors import UserInputError
+
+
+class FashionMNISTDataModule(VisionDataModule):
+    """FashionMNIST: 60k training images (split into train/val) and the 10k test set.
+
+    The files are downloaded into `data_dir/FashionMNIST/raw` on first use. Offline, put the four
+    official `*-ubyte.gz` (or unpacked `*-ubyte`) files in that folder yourself.
+
+    Args:
+        download: Download the files when they are missing.
+        **kwargs: See `VisionDataModule` (data_dir, val_size, batch_size, num_workers, ...).
+    """
+
+    class_names = list(FashionMNIST.classes)
+    in_channels = 1
+    image_size = (28, 28)
+    mean = (0.2860,)
+    std = (0.3530,)
+
+    def __init__(self, download: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.download = download
+
+    def prepare_data(self) -> None:
+        """Download both splits if they are missing (runs once per node, before `setup`)."""
+        raw = (Path(self.data_dir) / "FashionMNIST" / "raw").resolve()
+        try:
+            for train in (True, False):
+                FashionMNIST(self.data_dir, train=train, download=self.download)
+        except (RuntimeError, OSError) as err:
+            how = "the download failed" if self.download else "data.download is false"
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UserInputError(
+                f"FashionMNIST files not found in {raw} and {how} ({reason}). Put the four official "
+                "*-ubyte.gz files there, or point --data.data_dir at a folder that has FashionMNIST/raw/."
+            ) from err
+
+    def make_dataset(self, train: bool, transform: v2.Transform) -> FashionMNIST:
+        return FashionMNIST(self.data_dir, train=train, transform=transform, download=False)
+
+    def augmentations(self) -> list[v2.Transform]:
+        return [v2.RandomHorizontalFlip()]
