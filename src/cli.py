@@ -51,6 +51,12 @@ class ImageClassificationCLI(LightningCLI):
         for source, targets in LINKS.items():
             for target in targets:
                 parser.link_arguments(f"data.{source}", target, apply_on="instantiate")
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=True,
+            help="After `fit`, run `test` on the best checkpoint and print the test accuracy.",
+        )
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
@@ -74,10 +80,16 @@ class ImageClassificationCLI(LightningCLI):
 
     def after_fit(self) -> None:
         callback = self.trainer.checkpoint_callback
-        if self.trainer.is_global_zero and callback is not None and callback.best_model_path:
-            score = callback.best_model_score
-            print(f"Best checkpoint: {callback.best_model_path} ({callback.monitor} = {score:.4f})")
+        best = callback.best_model_path if callback is not None else ""
+        if self.config.fit.get("test_after_fit"):
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
+        if self.trainer.is_global_zero and best:
+            print(f"Best checkpoint: {best} ({callback.monitor} = {callback.best_model_score:.4f})")
             print(f"Last checkpoint: {callback.last_model_path}")
+            if "test/acc" in self.trainer.callback_metrics:
+                print(
+                    f"Test accuracy of the best checkpoint: {self.trainer.callback_metrics['test/acc']:.4f}"
+                )
 
 
 def run_root(trainer_config) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +26,10 @@ SHORT_FIT = ["--trainer.max_epochs=2", "--trainer.limit_train_batches=3"]
 def trained(fashion_mnist_root, tmp_path_factory):
     """The CLI object of one short fit of configs/fashion_mnist.yaml, shared by this module's tests."""
     out = tmp_path_factory.mktemp("trained")
-    return cli_main(["fit", *fast_cli_args(fashion_mnist_root, out), *SHORT_FIT])
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        cli = cli_main(["fit", *fast_cli_args(fashion_mnist_root, out), *SHORT_FIT])
+    cli.printed = printed.getvalue()
+    return cli
 
 
 @pytest.fixture
@@ -56,6 +61,8 @@ def test_fit_writes_checkpoints_config_and_tensorboard_logs(trained, trained_dir
         "val/loss",
         "val/acc",
         "val/acc_best",
+        "test/acc",  # fit ends with a test of the best checkpoint
+        "test/loss",
     }
     assert expected <= scalars
     assert {"lr-AdamW/head", "lr-AdamW/no_decay", "lr-AdamW/default"} <= scalars
@@ -157,3 +164,27 @@ def test_every_network_is_selectable_by_class_path(fast_args, backbone):
     cli = cli_main(["fit", *fast_args, switch, "--config", str(REPO / "configs/trainer/debug.yaml")])
     assert type(cli.model.backbone).__name__ == backbone
     assert cli.trainer.global_step == 1
+
+
+def test_fit_ends_with_the_test_accuracy_and_the_checkpoint_paths(trained):
+    callback = trained.trainer.checkpoint_callback
+    lines = trained.printed.strip().splitlines()[-3:]
+    assert (
+        lines[0] == f"Best checkpoint: {callback.best_model_path} (val/acc = {callback.best_model_score:.4f})"
+    )
+    assert lines[1] == f"Last checkpoint: {callback.last_model_path}"
+    test_acc = trained.trainer.callback_metrics["test/acc"].item()
+    assert lines[2] == f"Test accuracy of the best checkpoint: {test_acc:.4f}"
+
+
+def test_missing_data_through_the_command_line_is_one_line(tmp_path):
+    args = ["fit", "--config", "configs/fashion_mnist.yaml", f"--data.data_dir={tmp_path / 'none'}"]
+    args += ["--data.download=false", f"--trainer.logger.init_args.save_dir={tmp_path}"]
+    result = subprocess.run(
+        [sys.executable, "-m", "src.cli", *args], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: FashionMNIST files not found in ")
+    assert str((tmp_path / "none" / "FashionMNIST" / "raw").resolve()) in last

@@ -49,6 +49,7 @@ def test_ddp_two_cpu_processes_log_synchronised_metrics(fashion_mnist_root, tmp_
         "--trainer.limit_train_batches=2",
         "--trainer.num_sanity_val_steps=0",
         "--data.batch_size=20",
+        "--test_after_fit=false",
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
