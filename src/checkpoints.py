@@ -23,9 +23,9 @@ def find_best_checkpoint(run_root: str | Path) -> Path:
     """The best checkpoint recorded by ModelCheckpoint in the newest `last.ckpt` below `run_root`."""
     last = find_last_checkpoint(run_root)
     state = torch.load(last, map_location="cpu", weights_only=True)
-    for key, callback_state in state.get("callbacks", {}).items():
+    for callback_state in state.get("callbacks", {}).values():
         best = callback_state.get("best_model_path") if isinstance(callback_state, dict) else None
-        if str(key).startswith("ModelCheckpoint") and best:
+        if best:  # the state of a ModelCheckpoint (or subclass) callback
             if not Path(best).is_file():
                 raise UserInputError(f"--ckpt_path best: {best} (recorded in {last}) does not exist")
             return Path(best)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningCLI
 
-from src.callbacks import SampleImageGrid
+from src.callbacks import Checkpoint, SampleImageGrid
 from src.checkpoints import resolve_checkpoint
 from src.data import VisionDataModule
 from src.errors import find_user_error
@@ -32,7 +32,7 @@ LINKS = {
 def default_callbacks() -> list:
     """Best checkpoint on `val/acc` plus `last.ckpt`, learning rate per group, a grid of inputs."""
     return [
-        ModelCheckpoint(
+        Checkpoint(
             monitor="val/acc",
             mode="max",
             save_last=True,

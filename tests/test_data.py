@@ -7,6 +7,7 @@ import urllib.request
 
 import pytest
 import torch
+from fixtures import flatten_transforms, has_transform
 from torchvision.transforms import v2
 
 from src.data import FashionMNISTDataModule
@@ -67,7 +68,7 @@ def test_validation_gets_eval_transforms_only(fashion_mnist_root):
     dm.setup("test")
 
     def has_flip(transform) -> bool:
-        return any(isinstance(t, v2.RandomHorizontalFlip) for t in _flatten(transform))
+        return has_transform(transform, v2.RandomHorizontalFlip)
 
     assert has_flip(dm.train_set.dataset.transform)
     assert not has_flip(dm.val_set.dataset.transform)
@@ -84,7 +85,9 @@ def test_validation_gets_eval_transforms_only(fashion_mnist_root):
 def test_augment_off_uses_eval_transforms_for_training(fashion_mnist_root):
     dm = make_dm(fashion_mnist_root, augment=False)
     dm.setup("fit")
-    assert not any(isinstance(t, v2.RandomHorizontalFlip) for t in _flatten(dm.train_set.dataset.transform))
+    assert not any(
+        isinstance(t, v2.RandomHorizontalFlip) for t in flatten_transforms(dm.train_set.dataset.transform)
+    )
 
 
 def test_missing_files_without_download_name_the_folder(tmp_path):
@@ -109,10 +112,36 @@ def test_missing_files_offline_name_the_folder(tmp_path, monkeypatch):
     assert "download failed" in message and "\n" not in message
 
 
-def _flatten(transform):
-    """All transforms inside (nested) v2.Compose objects."""
-    if isinstance(transform, v2.Compose):
-        for t in transform.transforms:
-            yield from _flatten(t)
-    else:
-        yield transform
+@pytest.mark.parametrize(
+    ("train_subset", "expected"), [(60, 60), (60.0, 60), (0.25, 60), (1, 240), (None, 240)]
+)
+def test_train_subset_draws_from_the_training_split_only(fashion_mnist_root, train_subset, expected):
+    dm = make_dm(fashion_mnist_root, train_subset=train_subset)
+    dm.setup("fit")
+    full = make_dm(fashion_mnist_root)
+    full.setup("fit")
+    assert len(dm.train_set) == expected
+    assert set(dm.train_set.indices) <= set(full.train_set.indices)
+    assert dm.val_set.indices == full.val_set.indices
+
+
+def test_train_subset_is_seeded(fashion_mnist_root):
+    first, again, other = (make_dm(fashion_mnist_root, train_subset=50, seed=s) for s in (1, 1, 2))
+    for dm in (first, again, other):
+        dm.setup("fit")
+    assert first.train_set.indices == again.train_set.indices != other.train_set.indices
+
+
+@pytest.mark.parametrize("train_subset", [0, 241, 2.5, -0.5])
+def test_bad_train_subset_is_a_clear_error(fashion_mnist_root, train_subset):
+    with pytest.raises(UserInputError, match="data.train_subset"):
+        make_dm(fashion_mnist_root, train_subset=train_subset).setup("fit")
+
+
+def test_compute_mean_std_reads_the_unaugmented_training_split(fashion_mnist_root):
+    dm = make_dm(fashion_mnist_root)
+    mean, std = dm.compute_mean_std()
+    dm.setup("fit")
+    raw = dm.train_set.dataset.data[dm.train_set.indices].double() / 255
+    assert mean == pytest.approx([raw.mean().item()])
+    assert std == pytest.approx([raw.std(unbiased=False).item()])

@@ -6,20 +6,22 @@ import pytest
 import torch
 from torch import nn
 
-from src.models.components import MLP, ConvNet, LeNet
+from src.models.components import MLP, CifarCNN, ConvNet, LeNet, ResNet, TorchvisionResNet
 from src.models.components.layers import flat_features
 
-NETWORKS = [LeNet, MLP, ConvNet]
+NETWORKS = [LeNet, MLP, ConvNet, CifarCNN]
+# Too slow to train here at full width; tests/test_resnets.py trains thin ones.
+ALL_NETWORKS = [*NETWORKS, ResNet, TorchvisionResNet]
 
 
-@pytest.mark.parametrize("network", NETWORKS)
+@pytest.mark.parametrize("network", ALL_NETWORKS)
 @pytest.mark.parametrize(("channels", "size"), [(1, 28), (3, 32), (1, 32), (3, 28)])
 def test_output_shape(network, channels, size):
     net = network(num_classes=7, in_channels=channels, image_size=(size, size))
     assert net(torch.randn(4, channels, size, size)).shape == (4, 7)
 
 
-@pytest.mark.parametrize("network", NETWORKS)
+@pytest.mark.parametrize("network", ALL_NETWORKS)
 def test_features_and_classifier_parts(network):
     net = network(num_classes=10)
     assert isinstance(net.features, nn.Module) and isinstance(net.classifier, nn.Module)
@@ -30,7 +32,7 @@ def test_features_and_classifier_parts(network):
 @pytest.mark.parametrize("network", NETWORKS)
 def test_training_steps_lower_the_loss(network):
     torch.manual_seed(0)
-    net = network(num_classes=10)
+    net = network(num_classes=10, in_channels=1, image_size=(28, 28))
     x, y = torch.randn(32, 1, 28, 28), torch.arange(32) % 10
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
     losses = []

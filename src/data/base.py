@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import torch
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms import v2
 
+from src.data.statistics import channel_mean_std
 from src.errors import UserInputError
 
 
@@ -20,6 +24,15 @@ class VisionDataModule(LightningDataModule):
     Training and validation samples come from two separate dataset instances (one with the training
     transforms, one with the evaluation transforms), so the validation split is never augmented.
 
+    Transforms: each dataset has defaults (`default_train_transforms`, `default_eval_transforms`); a config
+    replaces them with `train_transform` / `eval_transform`, each a whole pipeline from the dataset's PIL
+    image to the normalised float tensor (e.g. a `torchvision.transforms.v2.Compose` given by `class_path`).
+    Validation, test and predict always use the evaluation transforms, never the training ones.
+
+    `train_subset` trains on part of the training split: a seeded `Subset` of it, not a
+    `SubsetRandomSampler`, because Lightning replaces samplers with a `DistributedSampler` under DDP; a
+    subset keeps working there and every process draws the same samples.
+
     Args:
         data_dir: Folder that holds (or will hold, after download) the dataset files.
         val_size: Validation split taken from the training set: a number of samples, or a fraction in (0, 1).
@@ -27,8 +40,12 @@ class VisionDataModule(LightningDataModule):
         num_workers: DataLoader worker processes; 0 loads in the main process.
         pin_memory: Page-locked host memory for faster copies to the GPU.
         persistent_workers: Keep worker processes alive between epochs (only when `num_workers > 0`).
-        augment: Apply the dataset's default training augmentation.
-        seed: Seed of the train/val split; the same seed gives the same split.
+        augment: Apply the dataset's default training augmentation (ignored when `train_transform` is set).
+        train_transform: Replaces the default training transforms (PIL image -> normalised float tensor).
+        eval_transform: Replaces the default evaluation transforms of validation, test and predict.
+        train_subset: Train on a seeded random part of the training split: a number of samples, or a
+            fraction in (0, 1). None (or 1) trains on all of it. The validation split does not change.
+        seed: Seed of the train/val split and of `train_subset`; the same seed gives the same samples.
     """
 
     #: Class names, index = label id. Subclasses set it (as a class attribute or in `__init__`).
@@ -50,6 +67,9 @@ class VisionDataModule(LightningDataModule):
         pin_memory: bool = True,
         persistent_workers: bool = True,
         augment: bool = True,
+        train_transform: Callable | None = None,
+        eval_transform: Callable | None = None,
+        train_subset: int | float | None = None,
         seed: int = 42,
     ) -> None:
         super().__init__()
@@ -60,6 +80,9 @@ class VisionDataModule(LightningDataModule):
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers
         self.augment = augment
+        self.train_transform = train_transform
+        self.eval_transform = eval_transform
+        self.train_subset = train_subset
         self.seed = seed
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
@@ -72,9 +95,13 @@ class VisionDataModule(LightningDataModule):
 
     # --- what a subclass provides -------------------------------------------------------------------
 
-    def make_dataset(self, train: bool, transform: v2.Transform) -> Dataset:
+    def make_dataset(self, train: bool, transform: Callable) -> Dataset:
         """Return the training (`train=True`) or test split, reading files that are already there."""
         raise NotImplementedError
+
+    def make_val_dataset(self, transform: Callable) -> Dataset | None:
+        """A validation set of its own, or None (the default) to split one off the training set."""
+        return None
 
     def augmentations(self) -> list[v2.Transform]:
         """Training-only augmentations, applied to uint8 images before normalisation."""
@@ -82,8 +109,8 @@ class VisionDataModule(LightningDataModule):
 
     # --- transforms ---------------------------------------------------------------------------------
 
-    def eval_transforms(self) -> v2.Transform:
-        """PIL image -> normalised float tensor, without randomness (validation, test, predict)."""
+    def default_eval_transforms(self) -> v2.Transform:
+        """PIL image -> float tensor normalised with `mean`/`std`, without randomness."""
         return v2.Compose(
             [
                 v2.ToImage(),
@@ -92,37 +119,71 @@ class VisionDataModule(LightningDataModule):
             ]
         )
 
-    def train_transforms(self) -> v2.Transform:
-        """The evaluation transforms preceded by the augmentations (when `augment` is on)."""
+    def default_train_transforms(self) -> Callable:
+        """The augmentations (when `augment` is on) followed by the evaluation transforms."""
         if not self.augment:
             return self.eval_transforms()
         return v2.Compose([v2.ToImage(), *self.augmentations(), self.eval_transforms()])
+
+    def eval_transforms(self) -> Callable:
+        """What validation, test and predict use: `eval_transform` if given, else the defaults."""
+        return self.eval_transform if self.eval_transform is not None else self.default_eval_transforms()
+
+    def train_transforms(self) -> Callable:
+        """What training uses: `train_transform` if given, else the defaults."""
+        return self.train_transform if self.train_transform is not None else self.default_train_transforms()
 
     # --- splits -------------------------------------------------------------------------------------
 
     def _split_indices(self, n: int) -> tuple[list[int], list[int]]:
         """Seeded random (train, val) indices of a training set of `n` samples."""
-        if isinstance(self.val_size, float):
-            if not 0.0 < self.val_size < 1.0:
-                raise UserInputError(f"data.val_size: a fraction must be in (0, 1), got {self.val_size}")
-            n_val = round(n * self.val_size)
-        else:
-            n_val = self.val_size
+        n_val = num_samples("val_size", self.val_size, n)
         if not 0 < n_val < n:
             raise UserInputError(f"data.val_size: needs 0 < val_size < {n} (training samples), got {n_val}")
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed)).tolist()
         return perm[n_val:], perm[:n_val]
 
+    def _subset_indices(self, indices: list[int]) -> list[int]:
+        """A seeded random `train_subset` of the training indices (all of them when it is None or 1)."""
+        if self.train_subset is None or self.train_subset == 1:
+            return indices
+        n = len(indices)
+        k = num_samples("train_subset", self.train_subset, n)
+        k = max(1, k) if 0 < self.train_subset < 1 else k
+        if not 0 < k <= n:
+            raise UserInputError(
+                f"data.train_subset: needs 0 < train_subset <= {n} (training samples), got {k}"
+            )
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed)).tolist()
+        return sorted(indices[i] for i in perm[:k])
+
+    def _fit_datasets(self, train_transform: Callable, eval_transform: Callable) -> tuple[Subset, Dataset]:
+        """The training subset and the validation set, with the given transforms."""
+        train_full = self.make_dataset(train=True, transform=train_transform)
+        val_set = self.make_val_dataset(transform=eval_transform)
+        if val_set is None:
+            train_idx, val_idx = self._split_indices(len(train_full))
+            val_set = Subset(self.make_dataset(train=True, transform=eval_transform), val_idx)
+        else:
+            train_idx = list(range(len(train_full)))
+        return Subset(train_full, self._subset_indices(train_idx)), val_set
+
     def setup(self, stage: str) -> None:
         """Build the datasets the stage needs (`fit`, `validate`, `test` or `predict`)."""
         if stage in ("fit", "validate") and self.train_set is None:
-            train_full = self.make_dataset(train=True, transform=self.train_transforms())
-            eval_full = self.make_dataset(train=True, transform=self.eval_transforms())
-            train_idx, val_idx = self._split_indices(len(train_full))
-            self.train_set = Subset(train_full, train_idx)
-            self.val_set = Subset(eval_full, val_idx)
+            self.train_set, self.val_set = self._fit_datasets(self.train_transforms(), self.eval_transforms())
         if stage in ("test", "predict") and self.test_set is None:
             self.test_set = self.make_dataset(train=False, transform=self.eval_transforms())
+
+    def compute_mean_std(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std of the training images, to put in a config as `mean`/`std`.
+
+        Reads the training split as `setup` builds it (without augmentation or normalisation), so the
+        validation images do not count. Downloadable datasets need their files first (`prepare_data`).
+        """
+        to_float = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
+        train_set, _ = self._fit_datasets(to_float, to_float)
+        return channel_mean_std(train_set, batch_size=self.batch_size, num_workers=self.num_workers)
 
     # --- loaders ------------------------------------------------------------------------------------
 
@@ -149,3 +210,36 @@ class VisionDataModule(LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, shuffle=False)
+
+
+def num_samples(key: str, size: int | float, n: int) -> int:
+    """The samples a size option means: a fraction of `n` when in (0, 1), else a whole number of samples.
+
+    Decided by value, not type: a config's `100` may reach Python as `100.0` (jsonargparse tries the
+    members of `int | float | None` in the order `typing` caches them).
+
+    >>> num_samples("val_size", 0.25, 320), num_samples("val_size", 80.0, 320)
+    (80, 80)
+    """
+    if 0 < size < 1:
+        return round(n * size)
+    if size != int(size):
+        raise UserInputError(f"data.{key}: needs a fraction in (0, 1) or a whole number, got {size}")
+    return int(size)
+
+
+def missing_files_error(
+    dataset: str, folder: Path, download: bool, err: Exception, remedy: str
+) -> UserInputError:
+    """The one-line error of a downloadable dataset whose files are not there (offline, or download off).
+
+    Args:
+        dataset: Name of the dataset, as the message starts with it.
+        folder: Where the files were expected.
+        download: The datamodule's `download` setting.
+        err: What torchvision raised.
+        remedy: How to provide the files by hand, one sentence.
+    """
+    how = "the download failed" if download else "data.download is false"
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return UserInputError(f"{dataset} files not found in {folder.resolve()} and {how} ({reason}). {remedy}")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from torchvision.datasets import FashionMNIST
 from torchvision.transforms import v2
 
-from src.data.base import VisionDataModule
-from src.errors import UserInputError
+from src.data.base import VisionDataModule, missing_files_error
 
 
 class FashionMNISTDataModule(VisionDataModule):
@@ -34,19 +34,21 @@ class FashionMNISTDataModule(VisionDataModule):
 
     def prepare_data(self) -> None:
         """Download both splits if they are missing (runs once per node, before `setup`)."""
-        raw = (Path(self.data_dir) / "FashionMNIST" / "raw").resolve()
+        raw = Path(self.data_dir) / "FashionMNIST" / "raw"
         try:
             for train in (True, False):
                 FashionMNIST(self.data_dir, train=train, download=self.download)
         except (RuntimeError, OSError) as err:
-            how = "the download failed" if self.download else "data.download is false"
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise UserInputError(
-                f"FashionMNIST files not found in {raw} and {how} ({reason}). Put the four official "
-                "*-ubyte.gz files there, or point --data.data_dir at a folder that has FashionMNIST/raw/."
+            raise missing_files_error(
+                "FashionMNIST",
+                raw,
+                self.download,
+                err,
+                "Put the four official *-ubyte.gz files there, "
+                "or point --data.data_dir at a folder that has FashionMNIST/raw/.",
             ) from err
 
-    def make_dataset(self, train: bool, transform: v2.Transform) -> FashionMNIST:
+    def make_dataset(self, train: bool, transform: Callable) -> FashionMNIST:
         return FashionMNIST(self.data_dir, train=train, transform=transform, download=False)
 
     def augmentations(self) -> list[v2.Transform]:

@@ -6,8 +6,11 @@ and `classifier` (the head), so per-group learning rates can select `backbone.fe
 `backbone.classifier.*` for any of them.
 """
 
+from src.models.components.cifar_cnn import CifarCNN
 from src.models.components.convnet import ConvNet
 from src.models.components.lenet import LeNet
 from src.models.components.mlp import MLP
+from src.models.components.resnet import ResNet
+from src.models.components.torchvision_resnet import TorchvisionResNet
 
-__all__ = ["MLP", "ConvNet", "LeNet"]
+__all__ = ["MLP", "ConvNet", "LeNet", "CifarCNN", "ResNet", "TorchvisionResNet"]

@@ -1,0 +1,97 @@
+"""Datasets of image files of any size and mode: loading, channels, size and normalisation in one place."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+from torchvision.transforms import v2
+
+from src.data.base import VisionDataModule
+from src.errors import UserInputError
+
+#: PIL mode of each supported channel count.
+MODES = {1: "L", 3: "RGB"}
+
+
+def load_image(path: str | Path, channels: int = 3, image_size: tuple[int, int] | None = None) -> Image.Image:
+    """Open an image file as a PIL image with `channels` channels, resized to `image_size` (height, width).
+
+    Grayscale images become RGB (and colour images grayscale) as needed; the resize ignores the aspect
+    ratio (bilinear). `image_size=None` keeps the file's size.
+    """
+    try:
+        with Image.open(path) as image:
+            image = image.convert(MODES[channels])
+    except (UnidentifiedImageError, OSError) as err:
+        raise UserInputError(f"{path}: cannot read the image ({err})") from err
+    height, width = image_size or (image.height, image.width)
+    if (image.height, image.width) != (height, width):
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
+    return image
+
+
+class ImageFilesDataModule(VisionDataModule):
+    """Base of the datamodules that read folders of image files (PNG, JPEG, ...) of any size.
+
+    Every image is loaded with `channels` channels and resized to `image_size` before any transform, so
+    the model always receives (channels, *image_size) tensors, whatever the files are. The default training
+    augmentation is a random horizontal flip; set `augment: false`, or give a `train_transform`, when
+    flipped images do not belong to the same class (digits, text).
+
+    Args:
+        channels: 1 (grayscale) or 3 (RGB): what the images are converted to.
+        image_size: (height, width) the images are resized to.
+        mean: Per-channel mean to normalise with (one value per channel); default 0.5 each. Compute the
+            dataset's own with `compute_mean_std()`.
+        std: Per-channel standard deviation to normalise with; default 0.5 each.
+        val_size: Validation split taken from the training images when no separate validation set is
+            given: a number of samples, or a fraction in (0, 1).
+        **kwargs: See `VisionDataModule` (batch_size, num_workers, augment, train_transform, seed, ...).
+    """
+
+    def __init__(
+        self,
+        channels: int = 3,
+        image_size: tuple[int, int] = (32, 32),
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        val_size: int | float = 0.1,
+        **kwargs,
+    ) -> None:
+        super().__init__(data_dir="", val_size=val_size, **kwargs)
+        if channels not in MODES:
+            raise UserInputError(f"data.channels: must be 1 (grayscale) or 3 (RGB), got {channels}")
+        if len(image_size) != 2 or min(image_size) < 1:
+            raise UserInputError(f"data.image_size: needs (height, width) > 0, got {image_size}")
+        self.in_channels = channels
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.mean = self._per_channel("mean", mean)
+        self.std = self._per_channel("std", std)
+        if min(self.std) <= 0:
+            raise UserInputError(f"data.std: values must be > 0, got {list(self.std)}")
+        #: Opens one file as the model expects it (picklable, for DataLoader workers).
+        self.loader = partial(load_image, channels=channels, image_size=self.image_size)
+
+    def _per_channel(self, key: str, values: list[float] | None) -> tuple[float, ...]:
+        if values is None:
+            return (0.5,) * self.in_channels
+        if len(values) != self.in_channels:
+            raise UserInputError(
+                f"data.{key}: needs one value per channel ({self.in_channels}), got {len(values)}"
+            )
+        return tuple(float(v) for v in values)
+
+    def augmentations(self) -> list[v2.Transform]:
+        return [v2.RandomHorizontalFlip()]
+
+
+def name_list(names: list[str], limit: int = 8) -> str:
+    """`names` for an error message, the first `limit` of them when there are more.
+
+    >>> name_list(["a", "b", "c"], limit=2)
+    "'a', 'b', ... (3 in all)"
+    """
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return f"{shown}, ... ({len(names)} in all)" if len(names) > limit else shown
