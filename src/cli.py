@@ -14,7 +14,8 @@ from src.data import VisionDataModule
 from src.errors import find_user_error
 from src.models import ImageClassifier
 
-#: Facts the datamodule knows, linked into the model (and its backbone) once the datamodule exists.
+#: Facts the datamodule knows, linked into the model (and its backbone) once the datamodule exists;
+#: they are saved in every checkpoint, which is then all that prediction and export need.
 LINKS = {
     "num_classes": [
         "model.init_args.num_classes",
@@ -26,6 +27,8 @@ LINKS = {
     ],
     "image_size": ["model.init_args.image_size", "model.init_args.backbone.init_args.image_size"],
     "class_names": ["model.init_args.class_names"],
+    "mean": ["model.init_args.mean"],
+    "std": ["model.init_args.std"],
 }
 
 

@@ -77,7 +77,9 @@ def test_fit_writes_checkpoints_config_and_tensorboard_logs(trained, trained_dir
 def test_checkpoint_is_self_describing_and_loads_weights_only(trained):
     path = trained.trainer.checkpoint_callback.last_model_path
     state = torch.load(path, map_location="cpu", weights_only=True)
-    assert state["hyper_parameters"]["class_names"][-1] == "Ankle boot"
+    hparams = state["hyper_parameters"]
+    assert hparams["class_names"][-1] == "Ankle boot"
+    assert (hparams["mean"], hparams["std"]) == ([0.286], [0.353])  # normalisation travels with the model
     model = ImageClassifier.load_from_checkpoint(path)
     assert isinstance(model.backbone, ConvNet)
     assert model.backbone.classifier[-1].out_features == 10

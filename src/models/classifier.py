@@ -38,6 +38,9 @@ class ImageClassifier(LightningModule):
         in_channels: Input channels (linked from the datamodule).
         image_size: Input (height, width) (linked from the datamodule).
         class_names: Class names, index = label id (linked from the datamodule; saved in checkpoints).
+        mean: Per-channel mean the datamodule normalises inputs with (linked; saved in checkpoints, so
+            `normalize` can prepare raw images for prediction and export). Default 0.
+        std: Per-channel standard deviation of that normalisation (linked). Default 1.
         optimizer: Optimiser factory, e.g. `torch.optim.AdamW` with its `init_args` in the config.
         scheduler: Learning-rate scheduler factory (e.g. `StepLR`, `MultiStepLR`), or None.
         scheduler_interval: Step the scheduler every `epoch` or every optimiser `step`.
@@ -53,6 +56,8 @@ class ImageClassifier(LightningModule):
         in_channels: int = 1,
         image_size: tuple[int, int] = (28, 28),
         class_names: list[str] | None = None,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
         scheduler_interval: Literal["epoch", "step"] = "epoch",
@@ -79,10 +84,18 @@ class ImageClassifier(LightningModule):
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.val_acc_best = MaxMetric()
         self.example_input_array = torch.zeros(1, in_channels, *image_size)
+        # Not saved in the state dict: they are rebuilt from the hyperparameters.
+        stats = {"input_mean": mean or [0.0] * in_channels, "input_std": std or [1.0] * in_channels}
+        for name, values in stats.items():
+            self.register_buffer(name, torch.tensor(values).view(1, -1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for a batch of normalised images."""
         return self.backbone(x)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalise raw images (N, C, H, W, floats in [0, 1]) as the training data was."""
+        return (images - self.input_mean) / self.input_std
 
     def _shared_step(self, batch, loss_metric: MeanMetric, acc_metric: MulticlassAccuracy):
         x, y = batch
