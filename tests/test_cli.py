@@ -79,7 +79,7 @@ def test_checkpoint_is_self_describing_and_loads_weights_only(trained):
     state = torch.load(path, map_location="cpu", weights_only=True)
     hparams = state["hyper_parameters"]
     assert hparams["class_names"][-1] == "Ankle boot"
-    assert (hparams["mean"], hparams["std"]) == ([0.286], [0.353])  # normalisation travels with the model
+    assert (list(hparams["mean"]), list(hparams["std"])) == ([0.286], [0.353])  # normalisation travels with the model
     model = ImageClassifier.load_from_checkpoint(path)
     assert isinstance(model.backbone, ConvNet)
     assert model.backbone.classifier[-1].out_features == 10
