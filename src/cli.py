@@ -8,7 +8,7 @@ from pathlib import Path
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningCLI
 
-from src.callbacks import Checkpoint, SampleImageGrid
+from src.callbacks import Checkpoint, EvaluationFigures, SampleImageGrid
 from src.checkpoints import resolve_checkpoint
 from src.data import VisionDataModule
 from src.errors import find_user_error
@@ -33,7 +33,8 @@ LINKS = {
 
 
 def default_callbacks() -> list:
-    """Best checkpoint on `val/acc` plus `last.ckpt`, learning rate per group, a grid of inputs."""
+    """Best checkpoint on `val/acc` plus `last.ckpt`, learning rate per group, a grid of inputs, and
+    evaluation figures (confusion matrix, misclassified examples) plus per-class test accuracy."""
     return [
         Checkpoint(
             monitor="val/acc",
@@ -44,6 +45,7 @@ def default_callbacks() -> list:
         ),
         LearningRateMonitor(),
         SampleImageGrid(),
+        EvaluationFigures(),
     ]
 
 

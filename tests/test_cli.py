@@ -66,7 +66,7 @@ def test_fit_writes_checkpoints_config_and_tensorboard_logs(trained, trained_dir
     }
     assert expected <= scalars
     assert {"lr-AdamW/head", "lr-AdamW/no_decay", "lr-AdamW/default"} <= scalars
-    assert events.Tags()["images"] == ["train/samples"]
+    assert events.Tags()["images"][0] == "train/samples"  # then the evaluation figures
     hparams = (run_dir / "hparams.yaml").read_text()
     assert "T-shirt/top" in hparams and "num_classes: 10" in hparams
     best = [e.value for e in events.Scalars("val/acc_best")]
@@ -79,7 +79,8 @@ def test_checkpoint_is_self_describing_and_loads_weights_only(trained):
     state = torch.load(path, map_location="cpu", weights_only=True)
     hparams = state["hyper_parameters"]
     assert hparams["class_names"][-1] == "Ankle boot"
-    assert (list(hparams["mean"]), list(hparams["std"])) == ([0.286], [0.353])  # normalisation travels with the model
+    # The normalisation travels with the model.
+    assert (list(hparams["mean"]), list(hparams["std"])) == ([0.286], [0.353])
     model = ImageClassifier.load_from_checkpoint(path)
     assert isinstance(model.backbone, ConvNet)
     assert model.backbone.classifier[-1].out_features == 10

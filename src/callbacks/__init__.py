@@ -1,7 +1,9 @@
 """Lightning callbacks used by the default trainer."""
 
 from src.callbacks.checkpoint import Checkpoint
+from src.callbacks.evaluation import EvaluationFigures
 from src.callbacks.finetuning import UnfreezeAtEpoch
 from src.callbacks.image_grid import SampleImageGrid
+from src.callbacks.prediction_writer import PredictionWriter
 
-__all__ = ["Checkpoint", "SampleImageGrid", "UnfreezeAtEpoch"]
+__all__ = ["Checkpoint", "EvaluationFigures", "PredictionWriter", "SampleImageGrid", "UnfreezeAtEpoch"]

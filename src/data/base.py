@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -46,6 +47,10 @@ class VisionDataModule(LightningDataModule):
         train_subset: Train on a seeded random part of the training split: a number of samples, or a
             fraction in (0, 1). None (or 1) trains on all of it. The validation split does not change.
         seed: Seed of the train/val split and of `train_subset`; the same seed gives the same samples.
+        predict_paths: What `predict` runs on: image files, folders (their image files, not sub-folders),
+            glob patterns, or `.csv` files listing image paths in their first column (relative to the CSV's
+            folder). Each image is loaded with this datamodule's `in_channels` and `image_size` and gets the
+            evaluation transforms. None (the default) predicts the test split.
     """
 
     #: Class names, index = label id. Subclasses set it (as a class attribute or in `__init__`).
@@ -71,6 +76,7 @@ class VisionDataModule(LightningDataModule):
         eval_transform: Callable | None = None,
         train_subset: int | float | None = None,
         seed: int = 42,
+        predict_paths: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.data_dir = data_dir
@@ -84,9 +90,11 @@ class VisionDataModule(LightningDataModule):
         self.eval_transform = eval_transform
         self.train_subset = train_subset
         self.seed = seed
+        self.predict_paths = predict_paths
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
+        self.predict_set: Dataset | None = None
 
     @property
     def num_classes(self) -> int:
@@ -172,8 +180,21 @@ class VisionDataModule(LightningDataModule):
         """Build the datasets the stage needs (`fit`, `validate`, `test` or `predict`)."""
         if stage in ("fit", "validate") and self.train_set is None:
             self.train_set, self.val_set = self._fit_datasets(self.train_transforms(), self.eval_transforms())
+        if stage == "predict" and self.predict_paths is not None:
+            if self.predict_set is None:
+                self.predict_set = self.make_predict_dataset(self.predict_paths)
+            return
         if stage in ("test", "predict") and self.test_set is None:
             self.test_set = self.make_dataset(train=False, transform=self.eval_transforms())
+
+    def make_predict_dataset(self, inputs: list[str]) -> Dataset:
+        """The images of `predict_paths`, loaded as the model expects them, with the evaluation transforms."""
+        from src.data.image_files import load_image  # here: image_files imports this module
+        from src.data.paths import ImagePathsDataset, expand_image_paths
+
+        paths = expand_image_paths(inputs, key="data.predict_paths", csv_lists=True)
+        loader = partial(load_image, channels=self.in_channels, image_size=tuple(self.image_size))
+        return ImagePathsDataset(paths, loader, self.eval_transforms())
 
     def compute_mean_std(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and std of the training images, to put in a config as `mean`/`std`.
@@ -209,7 +230,9 @@ class VisionDataModule(LightningDataModule):
         return self._loader(self.test_set, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
+        """The `predict_paths` images when given, else the test split (in order, never shuffled)."""
+        dataset = self.predict_set if self.predict_paths is not None else self.test_set
+        return self._loader(dataset, shuffle=False)
 
 
 def num_samples(key: str, size: int | float, n: int) -> int:

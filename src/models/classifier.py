@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from lightning import LightningModule
@@ -12,6 +12,7 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from src.models.loading import load_weights
 from src.models.param_groups import (
     ParamGroup,
     apply_lr_scales,
@@ -47,6 +48,13 @@ class ImageClassifier(LightningModule):
         scheduler_frequency: Step the scheduler every this many intervals.
         scheduler_monitor: Metric a `ReduceLROnPlateau` scheduler watches.
         param_groups: Per-group lr / lr_scale / weight_decay / freeze, selected by parameter name.
+        backbone_weights: A state_dict file to initialise the network from, e.g. weights trained elsewhere.
+        compile: Compile the network with `torch.compile` when the Trainer sets the model up: `true`, or
+            the keyword arguments of `torch.compile` (e.g. `{mode: max-autotune, dynamic: false}`). The
+            network is compiled in place (`nn.Module.compile`), so the state dict, the checkpoints and
+            everything that loads them keep the plain parameter names. The first batches are slow (they
+            compile); a batch of a new size compiles once more, after which, with the default
+            `dynamic=None`, the batch dimension is dynamic.
     """
 
     def __init__(
@@ -64,6 +72,8 @@ class ImageClassifier(LightningModule):
         scheduler_frequency: int = 1,
         scheduler_monitor: str = "val/loss",
         param_groups: list[ParamGroup] | None = None,
+        backbone_weights: str | None = None,
+        compile: bool | dict[str, Any] = False,
     ) -> None:
         super().__init__()
         with warnings.catch_warnings():
@@ -71,6 +81,8 @@ class ImageClassifier(LightningModule):
             warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
             self.save_hyperparameters()
         self.backbone = backbone
+        if backbone_weights:
+            load_weights(self.backbone, backbone_weights, "model.backbone_weights")
         self.class_names = class_names or [str(i) for i in range(num_classes)]
         self.optimizer = optimizer
         self.scheduler = scheduler
@@ -83,11 +95,20 @@ class ImageClassifier(LightningModule):
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.val_acc_best = MaxMetric()
-        self.example_input_array = torch.zeros(1, in_channels, *image_size)
+        # The model summary runs this example through the network with hooks on every layer; with
+        # `compile` that would compile (and then recompile) for it, so the summary skips it then.
+        self.example_input_array = None if compile else torch.zeros(1, in_channels, *image_size)
         # Not saved in the state dict: they are rebuilt from the hyperparameters.
         stats = {"input_mean": mean or [0.0] * in_channels, "input_std": std or [1.0] * in_channels}
         for name, values in stats.items():
             self.register_buffer(name, torch.tensor(values).view(1, -1, 1, 1), persistent=False)
+
+    def configure_model(self) -> None:
+        """Compile the network (once) if `compile` asks for it; the Trainer calls this for every stage."""
+        options = self.hparams.get("compile", False)
+        if options and not getattr(self, "_backbone_compiled", False):
+            self.backbone.compile(**(options if isinstance(options, dict) else {}))
+            self._backbone_compiled = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for a batch of normalised images."""
@@ -103,31 +124,35 @@ class ImageClassifier(LightningModule):
         loss = self.criterion(logits, y)
         loss_metric(loss)
         acc_metric(logits, y)
-        return loss
+        return loss, logits
 
     def on_train_start(self) -> None:
         # The sanity check ran validation before training; start the best-so-far from scratch.
         self.val_acc_best.reset()
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = self._shared_step(batch, self.train_loss, self.train_acc)
+        loss, _ = self._shared_step(batch, self.train_loss, self.train_acc)
         self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._shared_step(batch, self.val_loss, self.val_acc)
+    def validation_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        """Log loss and accuracy; return `{"loss", "preds"}` (predicted class ids) for callbacks."""
+        loss, logits = self._shared_step(batch, self.val_loss, self.val_acc)
         self.log("val/loss", self.val_loss, prog_bar=True)
         self.log("val/acc", self.val_acc, prog_bar=True)
+        return {"loss": loss, "preds": logits.argmax(dim=1)}
 
     def on_validation_epoch_end(self) -> None:
         self.val_acc_best(self.val_acc.compute())
         self.log("val/acc_best", self.val_acc_best.compute())
 
-    def test_step(self, batch, batch_idx: int) -> None:
-        self._shared_step(batch, self.test_loss, self.test_acc)
+    def test_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        """Log loss and accuracy; return `{"loss", "preds"}` (predicted class ids) for callbacks."""
+        loss, logits = self._shared_step(batch, self.test_loss, self.test_acc)
         self.log("test/loss", self.test_loss)
         self.log("test/acc", self.test_acc)
+        return {"loss": loss, "preds": logits.argmax(dim=1)}
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         """Class probabilities (N, num_classes) of a batch (images, or (images, labels))."""

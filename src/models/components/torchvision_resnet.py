@@ -13,6 +13,7 @@ from torch import nn
 from torchvision.models import WeightsEnum
 
 from src.errors import UserInputError
+from src.models.loading import load_weights
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin")
 
@@ -54,22 +55,6 @@ def _download(weights: WeightsEnum) -> dict[str, torch.Tensor]:
             f"TorchvisionResNet weights {weights}: cannot download {weights.url} ({_one_line(err)}); "
             f"download it elsewhere and put it at {cached}, or pass the file's local path as `weights`"
         ) from err
-
-
-def _load_file(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise UserInputError(f"TorchvisionResNet weights: file {path} not found")
-    try:
-        state = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as err:
-        raise UserInputError(
-            f"TorchvisionResNet weights: cannot read {path} as a state dict ({_one_line(err)})"
-        ) from err
-    if not isinstance(state, dict):
-        raise UserInputError(
-            f"TorchvisionResNet weights: {path} holds a {type(state).__name__}, not a state dict"
-        )
-    return state
 
 
 def _load_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str, arch: str) -> None:
@@ -126,8 +111,7 @@ class TorchvisionResNet(nn.Module):
         pretrained = bool(weights)
         if weights:
             if _looks_like_path(weights):
-                path = Path(weights).expanduser()
-                _load_state_dict(model, _load_file(path), str(path), arch)
+                load_weights(model, weights, "TorchvisionResNet weights", f"torchvision's {arch}")
             else:
                 enum = _weights_enum(arch, weights)
                 _load_state_dict(model, _download(enum), str(enum), arch)
