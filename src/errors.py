@@ -1,5 +1,12 @@
 """Errors caused by the user's input (config, files), reported by the CLI as one line, not a traceback."""
 
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class UserInputError(Exception):
     """A problem with a config value or an input file that the user can fix.
@@ -15,3 +22,67 @@ def find_user_error(err: BaseException | None) -> UserInputError | None:
             return err
         err = err.__cause__ or err.__context__
     return None
+
+
+@contextmanager
+def exit_on_user_error(status: int = 1) -> Iterator[None]:
+    """In a command's `main()`: a `UserInputError` (however wrapped) ends the program with one line
+    `error: <message>` on stderr and exit status `status`, not a traceback. Other errors propagate."""
+    try:
+        yield
+    except Exception as err:
+        user_error = find_user_error(err)
+        if user_error is None:
+            raise
+        print(f"error: {user_error}", file=sys.stderr)
+        sys.exit(status)
+
+
+def describe_config_error(message: str) -> str:
+    """One line naming the config key and what is wrong with it, from a (multi-line) jsonargparse error.
+
+    jsonargparse explains a bad value of a nested class (`model.init_args.backbone...`) as a tree of
+    "Parser key" / "Problem with given class_path" lines; this keeps the key path and the innermost reason.
+
+    >>> describe_config_error("Group 'trainer' does not accept option 'max_epochz'")
+    "trainer.max_epochz: unknown option (see 'python -m src.cli fit --help')"
+    >>> describe_config_error("Parser key \\"data\\":\\n  - Problem with given class_path 'a.B':\\n"
+    ...                       "      Option 'batch_sise' is not accepted")
+    "data.init_args.batch_sise: unknown option of a.B (see 'python -m src.cli fit --help')"
+    """
+    if match := re.search(r"unrecognized arguments: --?(\S+)", message):
+        return f"{match.group(1)}: unknown option (see 'python -m src.cli fit --help')"
+    if match := re.search(r"(Group|Subcommand) '([^']+)' does not accept option '([^']+)'", message):
+        key = match.group(3) if match.group(1) == "Subcommand" else f"{match.group(2)}.{match.group(3)}"
+        return f"{key}: unknown option (see 'python -m src.cli fit --help')"
+
+    key, class_path, value, reason = "", None, None, None
+    for raw in message.splitlines():
+        line = raw.strip().removeprefix("- ").strip()
+        for name in re.findall(r'Parser key "([^"]+)"', line):
+            key = f"{key}.init_args.{name}" if key else name
+        if match := re.search(r"Problem with given class_path '([^']+)'", line):
+            class_path = match.group(1)
+        elif match := re.search(r"Option '([^']+)' is not accepted", line):
+            if owner := re.search(r"class_path='([^']+)'", line):  # an optimizer or scheduler
+                class_path = owner.group(1)
+            key, reason = (
+                f"{key}.init_args.{match.group(1)}",
+                "unknown option" + (f" of {class_path}" if class_path else ""),
+            )
+            reason += " (see 'python -m src.cli fit --help')"
+            break
+        elif match := re.search(r"(No module named .*|module '[^']+' has no attribute .*)", line):
+            reason = f"class_path '{class_path}' does not import: {match.group(1)}"
+            break
+        elif line.startswith("Given value:") and value is None:
+            value = line.removeprefix("Given value:").split(". Got value:")[0].strip()
+        elif (match := re.match(r"Expected a <class '(\w+)'>", line)) and match.group(1) != "NoneType":
+            reason = reason or f"expected {match.group(1)}"
+            if got := re.search(r"Got value: (.*)", line):
+                value = got.group(1)
+    if reason is None:  # an error this function does not know: its first line
+        return message.strip().splitlines()[0] if message.strip() else "invalid configuration"
+    if value is not None and reason.startswith("expected"):
+        reason += f", got {value[:60]!r}"
+    return f"{key}: {reason}"

@@ -7,7 +7,9 @@ nothing else. The model's `metadata_props` hold `class_names` (JSON list, index 
 `in_channels`, `image_size` (JSON [height, width]), `mean`, `std` (JSON lists) and `input_range`.
 
 The checkpoint is read with `weights_only=True`: no pickled code from it runs (the network is rebuilt
-from its class path and arguments saved in the checkpoint's hyperparameters).
+from its class path and arguments saved in the checkpoint's hyperparameters). `--allow-pickle` also
+loads legacy files of pickled objects, such as a whole model saved with `torch.save(model)`: only for
+files you trust.
 
 Exporter: torch's default `torch.export`-based exporter (`dynamo=True`, graphs translated by
 onnxscript). It works offline with torch 2.14, handles every network of this template (batch norm,
@@ -28,7 +30,6 @@ import contextlib
 import io
 import json
 import os
-import sys
 import warnings
 from pathlib import Path
 
@@ -36,16 +37,13 @@ import onnx
 import torch
 from torch import nn
 
-from src.errors import UserInputError, find_user_error
+from src.errors import UserInputError, exit_on_user_error
 from src.models import ImageClassifier
+from src.models.loading import load_classifier
+from src.predict import replace_when_done
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err) or type(err).__name__
-    return " ".join(text.split())
 
 
 class ProbabilitiesFromImages(nn.Module):
@@ -65,33 +63,20 @@ class ProbabilitiesFromImages(nn.Module):
         return self.backbone((images - self.mean) / self.std).softmax(dim=-1)
 
 
-def load_checkpoint(checkpoint: str | os.PathLike) -> ImageClassifier:
-    """The `ImageClassifier` of a Lightning checkpoint, on the CPU, in eval mode, loaded weights-only.
+def load_checkpoint(checkpoint: str | os.PathLike, allow_pickle: bool = False) -> ImageClassifier:
+    """The `ImageClassifier` of a Lightning checkpoint, on the CPU, in eval mode (see `load_classifier`).
 
     Raises:
         UserInputError: The file is missing or is not a checkpoint of `ImageClassifier`.
     """
-    path = Path(checkpoint).expanduser()
-    if not path.is_file():
-        raise UserInputError(f"checkpoint {path} not found" if not path.exists() else f"{path} is not a file")
-    try:
-        # `backbone_weights` only initialised the network before training; the checkpoint has the weights.
-        model = ImageClassifier.load_from_checkpoint(
-            path, map_location="cpu", weights_only=True, backbone_weights=None
-        )
-    except Exception as err:
-        user_error = find_user_error(err)
-        if user_error is not None:
-            raise UserInputError(f"checkpoint {path}: {user_error}") from err
-        cause = err.__context__ if "Weights only load failed" in str(err) and err.__context__ else err
-        raise UserInputError(
-            f"{path} is not a checkpoint of this project's ImageClassifier ({_one_line(cause)})"
-        ) from err
-    return model.eval()
+    return load_classifier(checkpoint, "cpu", allow_pickle=allow_pickle, label="CHECKPOINT")
 
 
 def export_onnx(
-    checkpoint: str | os.PathLike, output: str | os.PathLike, opset: int | None = None
+    checkpoint: str | os.PathLike,
+    output: str | os.PathLike,
+    opset: int | None = None,
+    allow_pickle: bool = False,
 ) -> Path:
     """Export the checkpoint's model to the ONNX file `output` (see the module docstring); return its path.
 
@@ -99,11 +84,17 @@ def export_onnx(
         checkpoint: A Lightning checkpoint written by `python -m src.cli fit`.
         output: The `.onnx` file to write (its folder is created if needed).
         opset: ONNX opset version; None for the exporter's default.
+        allow_pickle: Also load a checkpoint of pickled Python objects (only for files you trust).
 
     Raises:
         UserInputError: The checkpoint is missing or not one, or `output` cannot be written.
     """
-    model = load_checkpoint(checkpoint)
+    path = Path(output).expanduser()
+    if path.suffix.lower() != ".onnx":
+        raise UserInputError(f"--output: {output} must end with .onnx")
+    if path.is_dir():
+        raise UserInputError(f"--output: {output} is a folder")
+    model = load_checkpoint(checkpoint, allow_pickle)
     hparams = model.hparams
     channels, size = int(hparams.in_channels), tuple(int(s) for s in hparams.image_size)
     wrapper = ProbabilitiesFromImages(model).eval()
@@ -139,12 +130,8 @@ def export_onnx(
         f"{len(model.class_names)}) softmax over `class_names` (metadata)."
     )
     onnx.checker.check_model(proto, full_check=True)
-    path = Path(output).expanduser()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        onnx.save(proto, path)
-    except OSError as err:
-        raise UserInputError(f"cannot write the ONNX model to {path} ({_one_line(err)})") from err
+    with replace_when_done(path, key="--output") as temporary:  # never a half-written file
+        onnx.save(proto, temporary)
     return path
 
 
@@ -170,23 +157,25 @@ def describe(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of `python -m src.export`: a user's mistake ends with one `error:` line and exit status 1."""
+    """Entry point of `python -m src.export`: a user's mistake ends with one `error:` line, exit status 1."""
     parser = argparse.ArgumentParser(
         prog="python -m src.export",
         description="Export a checkpoint to ONNX: raw images in [0, 1] in, class probabilities out.",
     )
     parser.add_argument("checkpoint", help="a .ckpt file written by `python -m src.cli fit`")
     parser.add_argument("--output", "-o", required=True, help="the .onnx file to write")
-    parser.add_argument("--opset", type=int, default=None, help="ONNX opset version (default: the exporter's)")
+    parser.add_argument(
+        "--opset", type=int, default=None, help="ONNX opset version (default: the exporter's)"
+    )
+    parser.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="also load a legacy checkpoint of pickled Python objects (e.g. a whole model saved with "
+        "torch.save(model)); unpickling runs code from the file, so only use it for files you trust",
+    )
     args = parser.parse_args(argv)
-    try:
-        path = export_onnx(args.checkpoint, args.output, args.opset)
-    except Exception as err:
-        user_error = find_user_error(err)
-        if user_error is None:
-            raise
-        print(f"error: {user_error}", file=sys.stderr)
-        sys.exit(1)
+    with exit_on_user_error():
+        path = export_onnx(args.checkpoint, args.output, args.opset, args.allow_pickle)
     print(describe(path))
 
 

@@ -67,3 +67,11 @@ def overlay(tmp_path):
         return ["--config", str(path)]
 
     return write
+
+
+@pytest.fixture(scope="session")
+def trained(fashion_mnist_root, tmp_path_factory):
+    """A tiny checkpoint trained once by the real CLI, with its validation and test images as PNG files."""
+    from trained_checkpoint import trained_checkpoint  # it imports this module
+
+    return trained_checkpoint(tmp_path_factory, fashion_mnist_root)

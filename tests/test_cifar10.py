@@ -41,7 +41,15 @@ def cifar10_root(tmp_path_factory):
 
 
 def make_dm(root, **kwargs) -> CIFAR10DataModule:
-    kwargs = {"val_size": 50, "batch_size": 16, "num_workers": 0, "download": False, **kwargs}
+    # The per-sample path (tests/test_fast_data.py checks the in-memory one).
+    kwargs = {
+        "val_size": 50,
+        "batch_size": 16,
+        "num_workers": 0,
+        "download": False,
+        "in_memory": False,
+        **kwargs,
+    }
     return CIFAR10DataModule(data_dir=str(root), **kwargs)
 
 

@@ -75,7 +75,7 @@ def test_fit_writes_checkpoints_config_and_tensorboard_logs(trained, trained_dir
 
 
 def test_checkpoint_is_self_describing_and_loads_weights_only(trained):
-    path = trained.trainer.checkpoint_callback.last_model_path
+    path = trained.trainer.checkpoint_callback.best_model_path  # what trained.model holds
     state = torch.load(path, map_location="cpu", weights_only=True)
     hparams = state["hyper_parameters"]
     assert hparams["class_names"][-1] == "Ankle boot"

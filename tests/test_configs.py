@@ -17,6 +17,7 @@ CONFIGS = sorted(p.name for p in (REPO / "configs").glob("*.yaml"))
 #: bundled sample in samples/ exactly as shipped.
 DOWNLOADED = {
     "fashion_mnist.yaml": "fashion_mnist",
+    "fashion_mnist_fast.yaml": "fashion_mnist",
     "cifar10_cnn.yaml": "cifar10",
     "cifar10_resnet18.yaml": "cifar10",
     "finetune_resnet.yaml": "cifar10",

@@ -16,6 +16,12 @@ from src.errors import UserInputError
 
 CLASSES = ["cat", "dog", "frog"]
 
+# Several tests reuse the training images as test images on purpose (what these warnings point out).
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*also in the training CSV:UserWarning"),
+    pytest.mark.filterwarnings("ignore:.*duplicated row:UserWarning"),
+]
+
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
@@ -53,7 +59,7 @@ def test_dataset_reads_both_label_styles_with_or_without_header(images, csv_name
 def test_header_can_be_stated(images):
     root, _ = images
     assert len(CSVImageDataset(root / "ids.csv", root / "images", header=True)) == 17  # first row dropped
-    with pytest.raises(UserInputError, match=r"names\.csv: line 1: unknown class name 'label'"):
+    with pytest.raises(UserInputError, match=r"names\.csv:1: unknown class name 'label'"):
         CSVImageDataset(root / "names.csv", root / "images", class_names=CLASSES, header=False)
 
 
@@ -130,23 +136,24 @@ def test_test_without_a_test_csv_is_a_clear_error(images):
         make_dm(images[0]).setup("test")
 
 
-def test_class_unknown_to_the_training_csv_names_file_and_line(images):
-    root, _ = images
-    test_csv = str(root / "images" / "test.csv")
-    dm = make_dm(root, csv="images/val.csv", img_dir=None, test_annotations_file=test_csv)
-    assert dm.class_names == ["cat"]  # the training CSV (val.csv here) lists cats only
-    with pytest.raises(UserInputError, match=r"test\.csv: line 1: unknown class name 'dog'"):
-        dm.setup("test")
+def test_class_unknown_to_the_training_csv_names_file_and_line(images, tmp_path):
+    root, listed = images
+    named = [(f"images/{path}", CLASSES[label]) for path, label in listed]
+    train = write_csv(root / "no_frogs.csv", [row for row in named if row[1] != "frog"])
+    test_csv = write_csv(tmp_path / "test.csv", [named[0], named[-1]])  # a cat, then a frog
+    # The test CSV is checked when the datamodule is created, not after training.
+    with pytest.raises(UserInputError, match=r"test\.csv:2: unknown class name 'frog'"):
+        CSVImageDataModule(str(train), img_dir=str(root), test_annotations_file=str(test_csv))
 
 
 @pytest.mark.parametrize(
     ("rows", "match"),
     [
-        ([("cat/0.png", "3")], r"bad\.csv: line 1: label 3 out of range for 3 classes"),
-        ([("cat/0.png", "-1")], r"line 1: label -1 out of range"),
-        ([("cat/0.png", "cat"), ("cat/gone.png", "cat")], r"bad\.csv: line 2: image file .*gone\.png not"),
-        ([("cat/0.png",)], r"bad\.csv: line 1 needs two columns"),
-        ([("cat/0.png", "cat"), ("dog/1.png", "cow")], r"line 2: unknown class name 'cow'"),
+        ([("cat/0.png", "3")], r"bad\.csv:1: label 3 out of range for 3 classes"),
+        ([("cat/0.png", "-1")], r"bad\.csv:1: label -1 out of range"),
+        ([("cat/0.png", "cat"), ("cat/gone.png", "cat")], r"bad\.csv:2: image file .*gone\.png not found"),
+        ([("cat/0.png",)], r"bad\.csv:1: needs two columns"),
+        ([("cat/0.png", "cat"), ("dog/6.png", "cow")], r"bad\.csv:2: unknown class name 'cow'"),
     ],
 )
 def test_bad_rows_are_one_line_errors_naming_file_and_line(images, tmp_path, rows, match):
@@ -218,3 +225,20 @@ def test_help_lists_the_arguments(capsys):
         assert f"--data.{arg}" in text
     assert "--data.train_transform" in text and "--data.batch_size" in text
     assert "--data.data_dir" not in text
+
+
+def test_fit_without_a_test_csv_skips_the_test_after_fit(images, fast_args, capsys):
+    root, _ = images
+    data = [
+        "--data=src.data.CSVImageDataModule",
+        f"--data.annotations_file={root / 'names.csv'}",
+        f"--data.img_dir={root / 'images'}",
+        "--data.val_size=6",
+        "--data.batch_size=4",
+        "--data.num_workers=0",
+    ]
+    cli = cli_main(["fit", *fast_args, *data, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"])
+    printed = capsys.readouterr().out
+    assert "No test split in the data config: skipping the test after fit." in printed
+    assert "Best checkpoint:" in printed and "Test accuracy" not in printed
+    assert "test/acc" not in cli.trainer.callback_metrics

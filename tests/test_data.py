@@ -15,7 +15,15 @@ from src.errors import UserInputError
 
 
 def make_dm(root, **kwargs) -> FashionMNISTDataModule:
-    kwargs = {"val_size": 80, "batch_size": 16, "num_workers": 0, "download": False, **kwargs}
+    # The per-sample path (tests/test_fast_data.py checks the in-memory one).
+    kwargs = {
+        "val_size": 80,
+        "batch_size": 16,
+        "num_workers": 0,
+        "download": False,
+        "in_memory": False,
+        **kwargs,
+    }
     return FashionMNISTDataModule(data_dir=str(root), **kwargs)
 
 
@@ -145,3 +153,13 @@ def test_compute_mean_std_reads_the_unaugmented_training_split(fashion_mnist_roo
     raw = dm.train_set.dataset.data[dm.train_set.indices].double() / 255
     assert mean == pytest.approx([raw.mean().item()])
     assert std == pytest.approx([raw.std(unbiased=False).item()])
+
+
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_drop_last_keeps_training_batches_full_and_evaluation_complete(fashion_mnist_root, in_memory):
+    # 240 training images in batches of 64: 3 full batches and one of 48, which drop_last leaves out.
+    dm = make_dm(fashion_mnist_root, batch_size=64, drop_last=True, in_memory=in_memory)
+    dm.setup("fit")
+    sizes = [len(labels) for _, labels in dm.train_dataloader()]
+    assert len(dm.train_set) == 240 and sizes == [64, 64, 64]
+    assert sum(len(labels) for _, labels in dm.val_dataloader()) == 80  # validation drops nothing

@@ -70,7 +70,9 @@ def test_ddp_two_cpu_processes_log_synchronised_metrics(fashion_mnist_root, tmp_
     # Each rank saw half of the 80 validation images; the logged value is the accuracy over all 80.
     last = next(tmp_path.rglob("last.ckpt"))
     model = ImageClassifier.load_from_checkpoint(last, map_location="cpu").eval()
-    dm = FashionMNISTDataModule(data_dir=str(fashion_mnist_root), val_size=80, num_workers=0, download=False)
+    dm = FashionMNISTDataModule(
+        data_dir=str(fashion_mnist_root), val_size=80, num_workers=0, download=False, in_memory=False
+    )
     dm.setup("validate")
     x, y = next(iter(torch.utils.data.DataLoader(dm.val_set, batch_size=80)))
     with torch.no_grad():

@@ -1,9 +1,20 @@
 """Lightning callbacks used by the default trainer."""
 
-from src.callbacks.checkpoint import Checkpoint
+from src.callbacks.checkpoint import Checkpoint, StepCheckpoint
 from src.callbacks.evaluation import EvaluationFigures
+from src.callbacks.fault_tolerance import FiniteLossCheck, RandomStateCheckpoint, SigtermCheckpoint
 from src.callbacks.finetuning import UnfreezeAtEpoch
 from src.callbacks.image_grid import SampleImageGrid
 from src.callbacks.prediction_writer import PredictionWriter
 
-__all__ = ["Checkpoint", "EvaluationFigures", "PredictionWriter", "SampleImageGrid", "UnfreezeAtEpoch"]
+__all__ = [
+    "Checkpoint",
+    "EvaluationFigures",
+    "FiniteLossCheck",
+    "PredictionWriter",
+    "RandomStateCheckpoint",
+    "SampleImageGrid",
+    "SigtermCheckpoint",
+    "StepCheckpoint",
+    "UnfreezeAtEpoch",
+]

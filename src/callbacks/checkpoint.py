@@ -17,3 +17,32 @@ class Checkpoint(ModelCheckpoint):
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.fast_dev_run:
             super().on_train_end(trainer, pl_module)
+
+
+class StepCheckpoint(Checkpoint):
+    """Writes `last.ckpt` every `every_n_train_steps` optimiser steps and when training ends, so that a
+    killed run loses little work: resume it with `--ckpt_path last`.
+
+    It shares `last.ckpt` with the main checkpoint callback (best on `val/acc`), which in Lightning 2.6
+    rewrites it only at the end of an epoch that saved a new best.
+
+    Args:
+        every_n_train_steps: Steps between two writes of `last.ckpt`; 0 turns this callback off.
+    """
+
+    def __init__(self, every_n_train_steps: int = 500) -> None:
+        if every_n_train_steps < 0:
+            raise ValueError(f"every_n_train_steps must be >= 0, got {every_n_train_steps}")
+        super().__init__(
+            every_n_train_steps=every_n_train_steps,
+            save_top_k=0,
+            save_last=True,
+            enable_version_counter=False,  # write the same last.ckpt as the main checkpoint callback
+        )
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # ModelCheckpoint writes last.ckpt at the end only if it never wrote it: write the final state.
+        if trainer.fast_dev_run or self._every_n_train_steps == 0:
+            return
+        if self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

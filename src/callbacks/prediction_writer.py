@@ -64,7 +64,12 @@ class PredictionWriter(BasePredictionWriter):
         if trainer.world_size > 1:
             output = output.with_name(f"{output.stem}.rank{trainer.global_rank}{output.suffix}")
         self.written = write_predictions(rows, output, key="PredictionWriter.output")
-        print(f"Wrote {len(rows)} predictions to {self.written}")
+        message = f"Wrote {len(rows)} predictions to {self.written}"
+        bar = trainer.progress_bar_callback
+        if bar is not None and bar.is_enabled:
+            bar.print(message)  # on its own line, not inside the progress bar's
+        else:
+            print(message)
 
 
 def sample_names(dataset: Dataset) -> list[str] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -11,6 +12,7 @@ from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms import v2
 
+from src.data.resumable import resumable
 from src.data.statistics import channel_mean_std
 from src.errors import UserInputError
 
@@ -47,6 +49,8 @@ class VisionDataModule(LightningDataModule):
         train_subset: Train on a seeded random part of the training split: a number of samples, or a
             fraction in (0, 1). None (or 1) trains on all of it. The validation split does not change.
         seed: Seed of the train/val split and of `train_subset`; the same seed gives the same samples.
+        drop_last: Drop the last, incomplete training batch, so every training batch has the same shape
+            (what `torch.compile` and CUDA graphs want). Validation and test never drop samples.
         predict_paths: What `predict` runs on: image files, folders (their image files, not sub-folders),
             glob patterns, or `.csv` files listing image paths in their first column (relative to the CSV's
             folder). Each image is loaded with this datamodule's `in_channels` and `image_size` and gets the
@@ -62,6 +66,8 @@ class VisionDataModule(LightningDataModule):
     #: Per-channel normalisation statistics of the training set.
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    #: Whether there is a test split (`fit` ends with a test of the best checkpoint only when there is).
+    has_test_split: bool = True
 
     def __init__(
         self,
@@ -77,6 +83,7 @@ class VisionDataModule(LightningDataModule):
         train_subset: int | float | None = None,
         seed: int = 42,
         predict_paths: list[str] | None = None,
+        drop_last: bool = False,
     ) -> None:
         super().__init__()
         self.data_dir = data_dir
@@ -91,6 +98,7 @@ class VisionDataModule(LightningDataModule):
         self.train_subset = train_subset
         self.seed = seed
         self.predict_paths = predict_paths
+        self.drop_last = drop_last
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
@@ -208,20 +216,34 @@ class VisionDataModule(LightningDataModule):
 
     # --- loaders ------------------------------------------------------------------------------------
 
-    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
+    def _loader(
+        self,
+        dataset: Dataset | None,
+        shuffle: bool,
+        drop_last: bool = False,
+        collate_fn: Callable | None = None,
+        num_workers: int | None = None,
+    ) -> DataLoader:
         if dataset is None:
             raise RuntimeError("call setup() for this stage before asking for its dataloader")
+        workers = self.num_workers if num_workers is None else num_workers
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
-            num_workers=self.num_workers,
+            drop_last=drop_last,
+            collate_fn=collate_fn,
+            num_workers=workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.persistent_workers and self.num_workers > 0,
+            persistent_workers=self.persistent_workers and workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        """Shuffled training batches, in an order fixed by the seed and the epoch, so that a run resumed
+        mid-epoch from a checkpoint continues with the very next batch (see `src.data.resumable`)."""
+        loader = self._loader(self.train_set, shuffle=True, drop_last=self.drop_last)
+        # `seed_everything` (the CLI's `seed_everything: 42`) sets PL_GLOBAL_SEED in every process.
+        return resumable(loader, seed=int(os.environ.get("PL_GLOBAL_SEED", self.seed)))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)

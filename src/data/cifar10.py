@@ -5,22 +5,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from torchvision.datasets import CIFAR10
 from torchvision.transforms import v2
 
-from src.data.base import VisionDataModule, missing_files_error
+from src.data.base import missing_files_error
+from src.data.in_memory import InMemoryVisionDataModule
 
 
-class CIFAR10DataModule(VisionDataModule):
+class CIFAR10DataModule(InMemoryVisionDataModule):
     """CIFAR-10: 50k training images (split into train/val) and the 10k test set.
 
     The archive is downloaded and extracted into `data_dir/cifar-10-batches-py` on first use. Offline,
     extract the official `cifar-10-python.tar.gz` into `data_dir` yourself (it unpacks to that folder).
     Training augmentation: a random 32x32 crop of the image padded by 4 pixels, and horizontal flips.
+    By default the splits are kept in memory as uint8 tensors and whole batches are augmented and
+    normalised on the device (`in_memory`, see `InMemoryVisionDataModule`).
 
     Args:
         download: Download the files when they are missing.
-        **kwargs: See `VisionDataModule` (data_dir, val_size, batch_size, num_workers, ...).
+        **kwargs: See `InMemoryVisionDataModule` (in_memory) and `VisionDataModule` (data_dir, val_size,
+            batch_size, num_workers, ...).
     """
 
     class_names = [
@@ -62,6 +67,11 @@ class CIFAR10DataModule(VisionDataModule):
 
     def make_dataset(self, train: bool, transform: Callable) -> CIFAR10:
         return CIFAR10(self.data_dir, train=train, transform=transform, download=False)
+
+    def load_tensors(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        dataset = CIFAR10(self.data_dir, train=train, download=False)
+        images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()  # (N, H, W, C) -> NCHW
+        return images, torch.tensor(dataset.targets, dtype=torch.int64)
 
     def augmentations(self) -> list[v2.Transform]:
         return [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()]

@@ -30,18 +30,33 @@ def load_image(path: str | Path, channels: int = 3, image_size: tuple[int, int] 
     - colour images become grayscale (ITU-R 601 luma) and grayscale images RGB as needed (palette, CMYK,
       1-bit, ... are converted by PIL).
 
-    The resize ignores the aspect ratio (bilinear). `image_size=None` keeps the file's size.
+    The resize ignores the aspect ratio (bilinear). `image_size=None` keeps the file's size. Images of
+    more than twice `PIL.Image.MAX_IMAGE_PIXELS` pixels (89.5 million by default, so above about 179
+    million) are refused as possible decompression bombs; between once and twice PIL warns.
 
     Raises:
-        UserInputError: The file is missing or is not a readable image (one line naming the file).
+        UserInputError: The file is missing, empty, truncated or corrupt, not an image, unreadable or too
+            large (one line naming the file).
     """
     try:
         with Image.open(path) as image:
             image = _to_mode(ImageOps.exif_transpose(image), MODES[channels])
     except FileNotFoundError as err:
         raise UserInputError(f"{path}: image file not found") from err
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
-        raise UserInputError(f"{path}: cannot read the image ({err})") from err
+    except IsADirectoryError as err:
+        raise UserInputError(f"{path}: is a folder, not an image file") from err
+    except PermissionError as err:
+        raise UserInputError(f"{path}: cannot read the image: permission denied") from err
+    except Image.DecompressionBombError as err:
+        raise UserInputError(
+            f"{path}: image too large ({err}); raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file"
+        ) from err
+    except UnidentifiedImageError as err:
+        empty = Path(path).stat().st_size == 0
+        reason = "the file is empty (0 bytes)" if empty else "not an image format PIL can read"
+        raise UserInputError(f"{path}: cannot read the image: {reason}") from err
+    except (OSError, ValueError, SyntaxError) as err:  # truncated or corrupt data
+        raise UserInputError(f"{path}: cannot read the image: the file is damaged ({err})") from err
     height, width = image_size or (image.height, image.width)
     if (image.height, image.width) != (height, width):
         image = image.resize((width, height), Image.Resampling.BILINEAR)
@@ -129,3 +144,32 @@ def name_list(names: list[str], limit: int = 8) -> str:
     """
     shown = ", ".join(repr(n) for n in names[:limit])
     return f"{shown}, ... ({len(names)} in all)" if len(names) > limit else shown
+
+
+#: Problems shown in one error message; the others are counted.
+SHOWN_PROBLEMS = 10
+
+
+def problems_error(where: str, problems: list[str], limit: int = SHOWN_PROBLEMS) -> UserInputError:
+    """One error for all the `problems` found in the input files, so one run shows every one of them.
+
+    One problem is the message itself (one line). Several give a one-line summary (`where`, a file or a
+    config key, and how many), then the first `limit` problems, one a line, then how many more there are.
+
+    Args:
+        where: What the problems are in, for the summary line (e.g. the CSV file).
+        problems: One line each, saying where (`file:line: ...`, `data.root: ...`) and what.
+        limit: How many problems to show.
+
+    >>> print(problems_error("train.csv", ["train.csv:2: a", "train.csv:5: b", "train.csv:9: c"], limit=2))
+    train.csv: 3 problems (fix them and run again):
+    train.csv:2: a
+    train.csv:5: b
+    ... and 1 more
+    """
+    if len(problems) == 1:
+        return UserInputError(problems[0])
+    lines = [f"{where}: {len(problems)} problems (fix them and run again):", *problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"... and {len(problems) - limit} more")
+    return UserInputError("\n".join(lines))

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from torchvision.datasets import ImageFolder
-from torchvision.datasets.folder import find_classes
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
-from src.data.image_files import ImageFilesDataModule, name_list
+from src.data.image_files import ImageFilesDataModule, name_list, problems_error
 from src.errors import UserInputError
 
 
@@ -19,6 +19,10 @@ class ImageFolderDataModule(ImageFilesDataModule):
     the datamodule is created, so the CLI can link them. Validation images come from `val_root`, else from
     a seeded split of `root` (`val_size`); test and predict need `test_root`. Those folders must have the
     same class sub-folders as `root`, so the label ids agree.
+
+    All the folders given are checked when the datamodule is created, before training starts or any log
+    file is written, and every problem is reported in one error: a folder without class sub-folders, class
+    folders without image files, at least 2 classes in `root`, the same classes in every folder.
 
     Args:
         root: Folder of the training images, one sub-folder per class.
@@ -43,28 +47,47 @@ class ImageFolderDataModule(ImageFilesDataModule):
             folder = getattr(self, key)
             if folder is not None and not Path(folder).is_dir():
                 raise UserInputError(f"data.{key}: folder {folder} not found")
-        self.class_names = self._classes("root")
+        problems: list[str] = []
+        classes = {key: self._check_folder(key, problems) for key in ("root", "val_root", "test_root")}
+        root_classes = classes["root"] or []
+        if 0 < len(root_classes) < 2:
+            problems.append(
+                f"data.root: needs at least 2 class folders, found {len(root_classes)} "
+                f"({name_list(root_classes)}) in {root}"
+            )
+        for key in ("val_root", "test_root"):
+            if classes[key] and root_classes and classes[key] != root_classes:
+                problems.append(
+                    f"data.{key}: the class folders of {getattr(self, key)} ({name_list(classes[key])}) "
+                    f"differ from those of data.root ({name_list(root_classes)})"
+                )
+        if problems:
+            raise problems_error("the image folders", problems)
+        self.class_names = root_classes
 
-    def _classes(self, key: str) -> list[str]:
+    def _check_folder(self, key: str, problems: list[str]) -> list[str] | None:
+        """The class sub-folders of the folder `key` names (None when unset); adds problems to `problems`."""
         folder = getattr(self, key)
+        if folder is None:
+            return None
         try:
-            return find_classes(folder)[0]
-        except FileNotFoundError as err:
-            raise UserInputError(
+            classes, class_to_idx = find_classes(folder)
+        except FileNotFoundError:
+            problems.append(
                 f"data.{key}: no class sub-folders in {folder} (it needs one folder of images per class)"
-            ) from err
+            )
+            return []
+        samples = make_dataset(folder, class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
+        empty = sorted(set(classes) - {classes[label] for _, label in samples})
+        if empty:
+            problems.append(
+                f"data.{key}: no image files in the class folders {name_list(empty)} of {folder} "
+                f"(image files end in {', '.join(IMG_EXTENSIONS)})"
+            )
+        return classes
 
     def _dataset(self, key: str, transform: Callable) -> ImageFolder:
-        folder = getattr(self, key)
-        if key != "root" and (classes := self._classes(key)) != self.class_names:
-            raise UserInputError(
-                f"data.{key}: the class folders of {folder} ({name_list(classes)}) differ from "
-                f"those of data.root ({name_list(self.class_names)})"
-            )
-        try:
-            return ImageFolder(folder, transform=transform, loader=self.loader)
-        except FileNotFoundError as err:
-            raise UserInputError(f"data.{key}: {folder}: {err}") from err
+        return ImageFolder(getattr(self, key), transform=transform, loader=self.loader)
 
     def make_dataset(self, train: bool, transform: Callable) -> ImageFolder:
         if train:
@@ -72,6 +95,11 @@ class ImageFolderDataModule(ImageFilesDataModule):
         if self.test_root is None:
             raise UserInputError("data.test_root is not set: give a folder of test images to test or predict")
         return self._dataset("test_root", transform)
+
+    @property
+    def has_test_split(self) -> bool:
+        """Whether `test_root` is set."""
+        return self.test_root is not None
 
     def make_val_dataset(self, transform: Callable) -> ImageFolder | None:
         return None if self.val_root is None else self._dataset("val_root", transform)

@@ -95,9 +95,7 @@ class ImageClassifier(LightningModule):
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.val_acc_best = MaxMetric()
-        # The model summary runs this example through the network with hooks on every layer; with
-        # `compile` that would compile (and then recompile) for it, so the summary skips it then.
-        self.example_input_array = None if compile else torch.zeros(1, in_channels, *image_size)
+        self.example_input_array = torch.zeros(1, in_channels, *image_size)
         # Not saved in the state dict: they are rebuilt from the hyperparameters.
         stats = {"input_mean": mean or [0.0] * in_channels, "input_std": std or [1.0] * in_channels}
         for name, values in stats.items():
@@ -144,8 +142,10 @@ class ImageClassifier(LightningModule):
         return {"loss": loss, "preds": logits.argmax(dim=1)}
 
     def on_validation_epoch_end(self) -> None:
+        # `val_acc.compute()` is already synchronised across processes, so every process holds the same
+        # best value; `sync_dist` (once per epoch) tells Lightning so instead of a warning under DDP.
         self.val_acc_best(self.val_acc.compute())
-        self.log("val/acc_best", self.val_acc_best.compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
 
     def test_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         """Log loss and accuracy; return `{"loss", "preds"}` (predicted class ids) for callbacks."""

@@ -1,0 +1,145 @@
+"""`--ckpt_path` with a bad file stops before any work with one line naming the file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import fast_cli_args
+
+from src.cli import cli_main, main
+
+QUICK = [
+    "--trainer.max_epochs=1",
+    "--trainer.limit_train_batches=2",
+    "--trainer.limit_val_batches=1",
+    "--trainer.limit_test_batches=1",
+    "--test_after_fit=false",
+]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(fashion_mnist_root, tmp_path_factory) -> Path:
+    """A real `last.ckpt` of configs/fashion_mnist.yaml (ConvNet), trained for 2 steps."""
+    out = tmp_path_factory.mktemp("trained")
+    cli_main(["fit", *fast_cli_args(fashion_mnist_root, out), *QUICK])
+    return next(out.rglob("last.ckpt"))
+
+
+def run_main(monkeypatch, capsys, args: list[str]) -> tuple[int, str]:
+    """Run `python -m src.cli ARGS` in this process; return its exit status and its `error:` lines."""
+    monkeypatch.setattr(sys, "argv", ["python -m src.cli", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    captured = capsys.readouterr()
+    output = captured.out + captured.err
+    assert "Traceback" not in output
+    return exit_info.value.code, [line for line in output.splitlines() if line.startswith("error:")]
+
+
+def truncated(checkpoint: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "truncated.ckpt"
+    path.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
+    return path
+
+
+def text_file(checkpoint: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "notes.ckpt"
+    path.write_text("not a checkpoint\n")
+    return path
+
+
+def pickled_object(checkpoint: Path, tmp_path: Path) -> Path:
+    """The classic `torch.save(model)`: a whole pickled object, which only full unpickling can load."""
+    path = tmp_path / "whole_model.ckpt"
+    torch.save(torch.nn.Linear(2, 2), path)
+    return path
+
+
+def weights_only_file(checkpoint: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "weights.pth"
+    torch.save(torch.load(checkpoint, weights_only=True)["state_dict"], path)
+    return path
+
+
+def other_classes(checkpoint: Path, tmp_path: Path) -> Path:
+    state = torch.load(checkpoint, weights_only=True)
+    state["hyper_parameters"]["class_names"] = [f"class{i}" for i in range(10)]
+    path = tmp_path / "other_classes.ckpt"
+    torch.save(state, path)
+    return path
+
+
+def missing(checkpoint: Path, tmp_path: Path) -> Path:
+    return tmp_path / "missing.ckpt"
+
+
+BAD_FILES = {
+    "corrupt (truncated)": (
+        truncated,
+        "is not a readable checkpoint (corrupt or truncated?): PytorchStreamReader failed reading zip "
+        "archive: failed finding central directory",
+    ),
+    "not a checkpoint (text)": (text_file, "is not a checkpoint (not written by torch.save)"),
+    "a pickled object": (pickled_object, "holds Python objects besides weights, which are not loaded"),
+    "weights only, no training state": (weights_only_file, "is not a Lightning checkpoint (no state_dict)"),
+    "other class names": (
+        other_classes,
+        "was trained on classes [class0, class1, class2, class3, class4, ...] (10), the data has "
+        "[T-shirt/top, Trouser, Pullover, Dress, Coat, ...] (10)",
+    ),
+    "missing": (missing, "does not exist"),
+}
+
+
+@pytest.mark.parametrize("make, expected", BAD_FILES.values(), ids=BAD_FILES.keys())
+@pytest.mark.parametrize("subcommand", ["fit", "test"])
+def test_bad_checkpoint_file(
+    subcommand, make, expected, checkpoint, fashion_mnist_root, tmp_path, monkeypatch, capsys
+):
+    path = make(checkpoint, tmp_path)
+    out = tmp_path / "run"
+    args = [subcommand, *fast_cli_args(fashion_mnist_root, out), *QUICK, f"--ckpt_path={path}"]
+    status, errors = run_main(monkeypatch, capsys, args)
+    assert status == 1
+    assert len(errors) == 1 and errors[0].startswith(f"error: --ckpt_path: {path} {expected}")
+    assert not out.exists()  # stopped before writing logs or checkpoints
+
+
+def test_checkpoint_of_another_network(checkpoint, fashion_mnist_root, tmp_path, monkeypatch, capsys):
+    """A ConvNet checkpoint without hyperparameters (so the CLI cannot rebuild its network from them),
+    given to a config that builds a LeNet."""
+    state = torch.load(checkpoint, weights_only=True)
+    del state["hyper_parameters"]
+    path = tmp_path / "convnet.ckpt"
+    torch.save(state, path)
+    out = tmp_path / "run"
+    args = ["validate", *fast_cli_args(fashion_mnist_root, out), f"--ckpt_path={path}"]
+    args += ["--model.init_args.backbone", "src.models.components.LeNet"]
+    status, errors = run_main(monkeypatch, capsys, args)
+    assert status == 1
+    assert len(errors) == 1
+    assert errors[0].startswith(f"error: --ckpt_path: {path} holds a different network than the config")
+    assert "missing backbone." in errors[0] and "unexpected backbone." in errors[0]
+    assert not out.exists()
+
+
+def test_hyperparameters_that_do_not_parse(checkpoint, fashion_mnist_root, tmp_path, monkeypatch, capsys):
+    """The CLI rebuilds the model from the checkpoint's hyperparameters; an unknown one names the file."""
+    state = torch.load(checkpoint, weights_only=True)
+    state["hyper_parameters"]["dropout_rate"] = 0.5
+    path = tmp_path / "renamed_option.ckpt"
+    torch.save(state, path)
+    args = ["test", *fast_cli_args(fashion_mnist_root, tmp_path / "run"), f"--ckpt_path={path}"]
+    status, errors = run_main(monkeypatch, capsys, args)
+    assert status == 1
+    assert errors == [
+        f"error: --ckpt_path: {path}: its hyperparameters do not fit this config: "
+        "model.init_args: unknown option(s) dropout_rate of src.models.ImageClassifier"
+    ]
+
+
+def test_a_good_checkpoint_passes_the_checks(checkpoint, fashion_mnist_root, tmp_path):
+    cli_main(["test", *fast_cli_args(fashion_mnist_root, tmp_path), *QUICK, f"--ckpt_path={checkpoint}"])

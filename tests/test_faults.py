@@ -1,0 +1,205 @@
+"""Faults in training: SIGKILL and resume, SIGTERM, a NaN loss, an output folder that cannot be written."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO, fast_cli_args
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import src.checkpoints
+from src.cli import main
+
+TESTS = Path(__file__).parent
+
+
+def run_cli(args: list[str]) -> subprocess.CompletedProcess:
+    """`python -m src.cli ARGS` in a new process that can import tests/fault_injection.py."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
+    return subprocess.run(
+        [sys.executable, "-m", "src.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def run_main(monkeypatch, capsys, args: list[str]) -> tuple[int, list[str], str]:
+    """Run `python -m src.cli ARGS` in this process; return its exit status, `error:` lines and output."""
+    monkeypatch.setattr(sys, "argv", ["python -m src.cli", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    captured = capsys.readouterr()
+    output = captured.out + captured.err
+    assert "Traceback" not in output
+    return exit_info.value.code, [line for line in output.splitlines() if line.startswith("error:")], output
+
+
+def signal_at(step: int, signal_name: str) -> str:
+    """An overlay config adding the test callback that sends `signal_name` to the run at `step`."""
+    return (
+        "trainer:\n  callbacks:\n    - class_path: fault_injection.SignalAtStep\n"
+        f"      init_args: {{step: {step}, signal_name: {signal_name}}}\n"
+    )
+
+
+def checkpoint_files(folder: Path) -> list[str]:
+    """Every file in the checkpoint folders below `folder` (a half-written one would show here too)."""
+    return sorted(p.name for p in folder.rglob("checkpoints/*"))
+
+
+def newest(folder: Path, name: str = "last.ckpt") -> dict:
+    path = max(folder.rglob(name), key=lambda p: p.stat().st_mtime)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def last_scalar(folder: Path, tag: str) -> float:
+    """The last value of `tag` in the newest TensorBoard run below `folder`."""
+    run = max((p.parent for p in folder.rglob("events.out.tfevents.*")), key=lambda p: p.stat().st_mtime)
+    events = EventAccumulator(str(run)).Reload()
+    return events.Scalars(tag)[-1].value
+
+
+# 240 training images in batches of 32: 8 steps an epoch, 16 in all; last.ckpt every 3 steps.
+RESUME_ARGS = [
+    "--trainer.max_epochs=2",
+    "--trainer.deterministic=true",
+    "--step_checkpoint.every_n_train_steps=3",
+    "--test_after_fit=false",
+]
+
+
+def test_resume_after_sigkill_ends_like_an_uninterrupted_run(fashion_mnist_root, tmp_path, overlay):
+    """Killed at step 11 (mid-epoch 1, after the step-9 checkpoint), resumed with `--ckpt_path last`: the
+    final weights, optimiser state and last validation metrics equal those of a run never killed."""
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    result = run_cli(["fit", *fast_cli_args(fashion_mnist_root, whole), *RESUME_ARGS])
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    kill = overlay(signal_at(11, "SIGKILL"), "kill.yaml")
+    result = run_cli(["fit", *fast_cli_args(fashion_mnist_root, killed), *RESUME_ARGS, *kill])
+    assert result.returncode == -9, result.stderr[-3000:]
+    assert checkpoint_files(killed) == ["epoch00-val_acc1.0000.ckpt", "last.ckpt"]  # nothing half-written
+    assert newest(killed)["global_step"] == 9
+
+    result = run_cli(["fit", *fast_cli_args(fashion_mnist_root, killed), *RESUME_ARGS, "--ckpt_path=last"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Using checkpoint" in result.stderr and "version_0/checkpoints/last.ckpt" in result.stderr
+
+    expected, resumed = newest(whole), newest(killed)
+    assert resumed["global_step"] == expected["global_step"] == 16
+    for name, tensor in expected["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][name], tensor), name
+    moments, resumed_moments = (state["optimizer_states"][0]["state"] for state in (expected, resumed))
+    assert moments.keys() == resumed_moments.keys()
+    for index, moment in moments.items():
+        for name in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(resumed_moments[index][name], moment[name]), (index, name)
+    for tag in ("val/loss", "val/acc"):
+        assert last_scalar(killed, tag) == last_scalar(whole, tag), tag
+
+
+def test_sigterm_saves_last_checkpoint_and_exits_143(fashion_mnist_root, tmp_path, overlay):
+    """SIGTERM at step 3 (no step checkpoints): last.ckpt of step 3 is written, then the run stops."""
+    args = [*fast_cli_args(fashion_mnist_root, tmp_path), "--trainer.max_epochs=2"]
+    args += ["--step_checkpoint.every_n_train_steps=0", *overlay(signal_at(3, "SIGTERM"))]
+    result = run_cli(["fit", *args])
+    assert result.returncode == 143, result.stderr[-3000:]
+    last = next(tmp_path.rglob("last.ckpt"))
+    assert f"Received SIGTERM: saved {last} at step 3; resume with --ckpt_path last" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Test accuracy" not in result.stdout  # stopped, not finished
+    assert checkpoint_files(tmp_path) == ["last.ckpt"]
+    state = torch.load(last, weights_only=True)
+    assert state["global_step"] == 3
+    assert state["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["processed"] == 3
+
+
+NAN_NET = """
+model:
+  init_args:
+    backbone:
+      class_path: fault_injection.NaNAtCall
+      init_args: {nan_at_call: 3}
+"""
+
+
+def test_nan_loss_stops_training_naming_the_step(fast_args, overlay, tmp_path, monkeypatch, capsys):
+    """The network's 4th training output is NaN: the run stops at step 3; the checkpoints stay finite."""
+    args = ["fit", *fast_args, *overlay(NAN_NET), "--step_checkpoint.every_n_train_steps=2"]
+    status, errors, _ = run_main(monkeypatch, capsys, args)
+    assert status == 1
+    assert errors == [
+        "error: training loss is nan at step 3 (epoch 0, batch 3); lower the learning rate or clip "
+        "gradients (--trainer.gradient_clip_val 1.0), or run with --trainer.detect_anomaly true to find "
+        "the operation that produced it"
+    ]
+    assert checkpoint_files(tmp_path) == ["last.ckpt"]
+    state = torch.load(next(tmp_path.rglob("last.ckpt")), weights_only=True)
+    assert state["global_step"] == 2
+    assert all(torch.isfinite(t).all() for t in state["state_dict"].values())
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        (
+            "trainer.logger.init_args.save_dir",
+            "{file}/logs",
+            "error: trainer.logger (log folder): cannot write in {file}/logs/fashion_mnist/version_0: "
+            "Not a directory",
+        ),
+        (
+            "trainer.default_root_dir",
+            "{file}/runs",
+            "error: trainer.default_root_dir: cannot write in {file}/runs",
+        ),
+    ],
+    ids=["log folder", "default_root_dir"],
+)
+def test_unwritable_output_folder_stops_before_training(
+    key, value, expected, fast_args, tmp_path, monkeypatch, capsys
+):
+    """A folder below a regular file cannot be created, as root too (where chmod stops nothing)."""
+    a_file = tmp_path / "afile"
+    a_file.write_text("")
+    args = ["fit", *fast_args, f"--{key}={value.format(file=a_file)}"]
+    status, errors, output = run_main(monkeypatch, capsys, args)
+    assert status == 1
+    assert len(errors) == 1 and errors[0].startswith(expected.format(file=a_file)), output
+    assert "Epoch 0" not in output and not (tmp_path / "logs").exists()
+
+
+def test_full_disk_stops_before_training(fast_args, tmp_path, monkeypatch, capsys):
+    """A disk with no space left fails the probe write (simulated: writing raises ENOSPC)."""
+
+    def full_disk(path, mode="r", *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(src.checkpoints, "open", full_disk, raising=False)
+    status, errors, _ = run_main(monkeypatch, capsys, ["fit", *fast_args])
+    assert status == 1
+    message = f"error: trainer.default_root_dir: cannot write in {tmp_path}: No space left on device"
+    assert errors == [message]
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders; see the tests above")
+def test_read_only_log_folder(fast_args, tmp_path, monkeypatch, capsys):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    logs.chmod(0o500)
+    try:
+        status, errors, _ = run_main(monkeypatch, capsys, ["fit", *fast_args])
+    finally:
+        logs.chmod(0o700)
+    assert status == 1
+    assert len(errors) == 1 and "Permission denied" in errors[0]
