@@ -7,12 +7,18 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # so tests can import fixtures.py
 
 from fixtures import make_fashion_mnist  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Tests run in parallel processes (pytest-xdist, `-n` in pyproject.toml): one thread each, so that
+    # they do not fight over the cores; the tests' models are far too small to gain from more.
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
