@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 import uuid
-import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from src.errors import UserInputError
+from src.models.loading import safe_load, state_dict_mismatch
 
 
 def find_last_checkpoint(run_root: str | Path) -> Path:
@@ -48,7 +47,7 @@ def resolve_checkpoint(ckpt_path: str | None, run_root: str | Path) -> str | Non
 
 
 def read_checkpoint(path: str | Path, weights_only: bool = True) -> dict:
-    """Read a `--ckpt_path` file as Lightning will (memory-mapped, so it costs little).
+    """Read a `--ckpt_path` file, memory-mapped (Lightning loads it again to restore it).
 
     Args:
         path: The file.
@@ -59,29 +58,9 @@ def read_checkpoint(path: str | Path, weights_only: bool = True) -> dict:
         UserInputError: The file is missing, unreadable (corrupt, truncated, not a torch file), holds
             Python objects, or is not a Lightning checkpoint (no `state_dict`), in one line naming it.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"--ckpt_path: {path} does not exist")
-    with open(path, "rb") as file:
-        is_zip = file.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive (since torch 1.6)
-    try:
-        checkpoint = torch.load(
-            path, map_location="cpu", weights_only=weights_only, mmap=zipfile.is_zipfile(path)
-        )
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as err:
-        if not is_zip:
-            raise UserInputError(
-                f"--ckpt_path: {path} is not a checkpoint (not written by torch.save)"
-            ) from None
-        if "Weights only load failed" in str(err):
-            raise UserInputError(
-                f"--ckpt_path: {path} holds Python objects besides weights, which are not loaded by default "
-                "(they can run code); if you trust the file, add --weights_only false"
-            ) from None
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0]
-        raise UserInputError(
-            f"--ckpt_path: {path} is not a readable checkpoint (corrupt or truncated?): {reason}"
-        ) from None
+    checkpoint = safe_load(
+        path, "--ckpt_path", allow_pickle=not weights_only, opt_in="--weights_only false", mmap=True
+    )
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserInputError(
             f"--ckpt_path: {path} is not a Lightning checkpoint (no state_dict); for weights saved with "
@@ -91,36 +70,28 @@ def read_checkpoint(path: str | Path, weights_only: bool = True) -> dict:
 
 
 def check_checkpoint(
-    path: str | Path, model: nn.Module, class_names: list[str] | None = None, weights_only: bool = True
+    checkpoint: dict, path: str | Path, model: nn.Module, class_names: list[str] | None = None
 ) -> None:
-    """Check that `path` is a training checkpoint of `model` (same weights and shapes, same classes).
+    """Check that `checkpoint` (read by `read_checkpoint`) is a training checkpoint of `model`: the same
+    weights and shapes, the same classes.
 
     Runs before any training or evaluation starts, and turns every way the file can be wrong into one
     line naming it.
 
     Args:
-        path: The `--ckpt_path` file.
+        checkpoint: The content of the `--ckpt_path` file.
+        path: The file, for the messages.
         model: The model the config builds; its state dict must match the checkpoint's.
         class_names: The datamodule's class names; the checkpoint's (saved in its hyperparameters) must
             be the same, in the same order, or its outputs would be read as the wrong classes.
-        weights_only: See `read_checkpoint`.
 
     Raises:
-        UserInputError: The file is missing, unreadable, not a Lightning checkpoint, of another network,
-            or of other classes.
+        UserInputError: The checkpoint is of another network, or of other classes.
     """
-    checkpoint = read_checkpoint(path, weights_only)
-    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    found = {name: tuple(t.shape) for name, t in checkpoint["state_dict"].items()}
-    missing, unexpected = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
-    reshaped = sorted(name for name in expected.keys() & found.keys() if expected[name] != found[name])
-    if missing or unexpected or reshaped:
-        details = [f"missing {n}" for n in missing[:1]] + [f"unexpected {n}" for n in unexpected[:1]]
-        details += [f"{n} is {list(found[n])} there, {list(expected[n])} here" for n in reshaped[:1]]
+    mismatch = state_dict_mismatch(model.state_dict(), checkpoint["state_dict"])
+    if mismatch:
         raise UserInputError(
-            f"--ckpt_path: {path} holds a different network than the config builds "
-            f"({len(missing)} missing, {len(unexpected)} unexpected, {len(reshaped)} differently shaped "
-            f"weights; {'; '.join(details)})"
+            f"--ckpt_path: {path} holds a different network than the config builds ({mismatch})"
         )
     saved = (checkpoint.get("hyper_parameters") or {}).get("class_names")
     if class_names is not None and saved is not None and list(saved) != list(class_names):

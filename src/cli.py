@@ -74,6 +74,9 @@ def default_callbacks() -> list:
 class ImageClassificationCLI(LightningCLI):
     """LightningCLI with datamodule-to-model links and `--ckpt_path best|last` from earlier runs."""
 
+    #: The `--ckpt_path` file's content, read once to check it against the model before the run.
+    checkpoint: dict | None = None
+
     def add_arguments_to_parser(self, parser) -> None:
         for source, targets in LINKS.items():
             for target in targets:
@@ -101,7 +104,8 @@ class ImageClassificationCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path and ckpt_path not in ("hpc", "registry"):
-            read_checkpoint(ckpt_path, self.config[subcommand].get("weights_only") is not False)
+            weights_only = self.config[subcommand].get("weights_only") is not False
+            self.checkpoint = read_checkpoint(ckpt_path, weights_only)
         try:
             super()._parse_ckpt_path()
         except ArgumentError as err:
@@ -152,11 +156,10 @@ class ImageClassificationCLI(LightningCLI):
         """Stop with one line, before any work, on a bad `--ckpt_path` or an output folder that cannot be
         written (so that a read-only or full disk shows now, not at the first checkpoint)."""
         config = self.config[self.subcommand]
-        if config.get("ckpt_path") and config.ckpt_path not in ("hpc", "registry"):
+        if self.checkpoint is not None:
             class_names = getattr(self.datamodule, "class_names", None)
-            check_checkpoint(
-                config.ckpt_path, self.model, class_names, config.get("weights_only") is not False
-            )
+            check_checkpoint(self.checkpoint, config.ckpt_path, self.model, class_names)
+            self.checkpoint = None  # Lightning loads the file itself to restore it
         if self.subcommand != "fit" or self.trainer.fast_dev_run or rank_zero_only.rank != 0:
             return  # (other DDP processes would create log folders of their own)
         check_writable(self.trainer.default_root_dir, "trainer.default_root_dir")

@@ -15,6 +15,11 @@ class UserInputError(Exception):
     """
 
 
+def one_line(err: BaseException | str) -> str:
+    """An exception's message (or a text) on one line, its type's name when it has none."""
+    return " ".join((str(err) or type(err).__name__).split())
+
+
 def find_user_error(err: BaseException | None) -> UserInputError | None:
     """The `UserInputError` behind `err`, if any (jsonargparse wraps errors raised while instantiating)."""
     while err is not None:

@@ -55,21 +55,10 @@ class ProbabilitiesFromImages(nn.Module):
 
     def __init__(self, model: ImageClassifier) -> None:
         super().__init__()
-        self.backbone = model.backbone
-        self.register_buffer("mean", model.input_mean.detach().clone())
-        self.register_buffer("std", model.input_std.detach().clone())
+        self.model = model
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.backbone((images - self.mean) / self.std).softmax(dim=-1)
-
-
-def load_checkpoint(checkpoint: str | os.PathLike, allow_pickle: bool = False) -> ImageClassifier:
-    """The `ImageClassifier` of a Lightning checkpoint, on the CPU, in eval mode (see `load_classifier`).
-
-    Raises:
-        UserInputError: The file is missing or is not a checkpoint of `ImageClassifier`.
-    """
-    return load_classifier(checkpoint, "cpu", allow_pickle=allow_pickle, label="CHECKPOINT")
+        return self.model(self.model.normalize(images)).softmax(dim=-1)
 
 
 def export_onnx(
@@ -94,7 +83,7 @@ def export_onnx(
         raise UserInputError(f"--output: {output} must end with .onnx")
     if path.is_dir():
         raise UserInputError(f"--output: {output} is a folder")
-    model = load_checkpoint(checkpoint, allow_pickle)
+    model = load_classifier(checkpoint, "cpu", allow_pickle=allow_pickle, label="CHECKPOINT")
     hparams = model.hparams
     channels, size = int(hparams.in_channels), tuple(int(s) for s in hparams.image_size)
     wrapper = ProbabilitiesFromImages(model).eval()

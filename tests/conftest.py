@@ -47,6 +47,25 @@ def fast_cli_args(data_root: Path, out_dir: Path) -> list[str]:
     ]
 
 
+def run_cli_main(monkeypatch, capsys, args: list[str]) -> tuple[int, str]:
+    """Run `python -m src.cli ARGS` in this process (its `main()`, which must exit, never with a traceback):
+    its exit status and everything it printed."""
+    from src.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["python -m src.cli", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    captured = capsys.readouterr()
+    output = captured.out + captured.err
+    assert "Traceback" not in output
+    return exit_info.value.code, output
+
+
+def error_lines(output: str) -> list[str]:
+    """The `error:` lines of a command's output."""
+    return [line for line in output.splitlines() if line.startswith("error:")]
+
+
 @pytest.fixture
 def fast_args(fashion_mnist_root, tmp_path) -> list[str]:
     """`fast_cli_args` writing into this test's tmp_path."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import fast_cli_args
+from conftest import error_lines, fast_cli_args, run_cli_main
 
-from src.cli import cli_main, main
+from src.cli import cli_main
 
 QUICK = [
     "--trainer.max_epochs=1",
@@ -28,15 +27,10 @@ def checkpoint(fashion_mnist_root, tmp_path_factory) -> Path:
     return next(out.rglob("last.ckpt"))
 
 
-def run_main(monkeypatch, capsys, args: list[str]) -> tuple[int, str]:
-    """Run `python -m src.cli ARGS` in this process; return its exit status and its `error:` lines."""
-    monkeypatch.setattr(sys, "argv", ["python -m src.cli", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    output = captured.out + captured.err
-    assert "Traceback" not in output
-    return exit_info.value.code, [line for line in output.splitlines() if line.startswith("error:")]
+def run_main(monkeypatch, capsys, args: list[str]) -> tuple[int, list[str]]:
+    """`run_cli_main`, keeping the `error:` lines of the output."""
+    status, output = run_cli_main(monkeypatch, capsys, args)
+    return status, error_lines(output)
 
 
 def truncated(checkpoint: Path, tmp_path: Path) -> Path:
@@ -79,18 +73,29 @@ def missing(checkpoint: Path, tmp_path: Path) -> Path:
 BAD_FILES = {
     "corrupt (truncated)": (
         truncated,
-        "is not a readable checkpoint (corrupt or truncated?): PytorchStreamReader failed reading zip "
-        "archive: failed finding central directory",
+        "--ckpt_path: cannot load {p}: a damaged PyTorch file, corrupt or truncated? (RuntimeError: "
+        "PytorchStreamReader failed reading zip archive: failed finding central directory)",
     ),
-    "not a checkpoint (text)": (text_file, "is not a checkpoint (not written by torch.save)"),
-    "a pickled object": (pickled_object, "holds Python objects besides weights, which are not loaded"),
-    "weights only, no training state": (weights_only_file, "is not a Lightning checkpoint (no state_dict)"),
+    "not a checkpoint (text)": (
+        text_file,
+        "--ckpt_path: cannot load {p}: not a PyTorch file (not written by torch.save)",
+    ),
+    "a pickled object": (
+        pickled_object,
+        "--ckpt_path: cannot load {p}: it holds pickled Python objects (torch.nn.modules.linear.Linear), "
+        "e.g. a whole model saved with `torch.save(model)`, which are not loaded because unpickling can run "
+        "code; save `model.state_dict()` instead; --weights_only false loads it if you trust the file",
+    ),
+    "weights only, no training state": (
+        weights_only_file,
+        "--ckpt_path: {p} is not a Lightning checkpoint (no state_dict)",
+    ),
     "other class names": (
         other_classes,
-        "was trained on classes [class0, class1, class2, class3, class4, ...] (10), the data has "
-        "[T-shirt/top, Trouser, Pullover, Dress, Coat, ...] (10)",
+        "--ckpt_path: {p} was trained on classes [class0, class1, class2, class3, class4, ...] (10), "
+        "the data has [T-shirt/top, Trouser, Pullover, Dress, Coat, ...] (10)",
     ),
-    "missing": (missing, "does not exist"),
+    "missing": (missing, "--ckpt_path: file {p} not found"),
 }
 
 
@@ -104,7 +109,7 @@ def test_bad_checkpoint_file(
     args = [subcommand, *fast_cli_args(fashion_mnist_root, out), *QUICK, f"--ckpt_path={path}"]
     status, errors = run_main(monkeypatch, capsys, args)
     assert status == 1
-    assert len(errors) == 1 and errors[0].startswith(f"error: --ckpt_path: {path} {expected}")
+    assert len(errors) == 1 and errors[0].startswith(f"error: {expected.format(p=path)}")
     assert not out.exists()  # stopped before writing logs or checkpoints
 
 
@@ -122,7 +127,7 @@ def test_checkpoint_of_another_network(checkpoint, fashion_mnist_root, tmp_path,
     assert status == 1
     assert len(errors) == 1
     assert errors[0].startswith(f"error: --ckpt_path: {path} holds a different network than the config")
-    assert "missing backbone." in errors[0] and "unexpected backbone." in errors[0]
+    assert "missing keys: backbone." in errors[0] and "unexpected keys: backbone." in errors[0]
     assert not out.exists()
 
 

@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
+from conftest import run_cli_main
 
-from src.cli import main
 from src.errors import describe_config_error
-
-
-def run_main(monkeypatch, capsys, args: list[str]) -> tuple[int, str]:
-    """Run `python -m src.cli ARGS` in this process; return its exit status and what it printed."""
-    monkeypatch.setattr(sys, "argv", ["python -m src.cli", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out + captured.err
-
 
 CASES = {
     "unknown trainer key": (
@@ -78,20 +66,20 @@ def assert_one_clear_line(status: int, output: str, expected: str) -> None:
 
 @pytest.mark.parametrize("args, expected", CASES.values(), ids=CASES.keys())
 def test_bad_command_line_value(args, expected, fast_args, tmp_path, monkeypatch, capsys):
-    status, output = run_main(monkeypatch, capsys, ["fit", *fast_args, *args])
+    status, output = run_cli_main(monkeypatch, capsys, ["fit", *fast_args, *args])
     assert_one_clear_line(status, output, expected)
     assert not (tmp_path / "logs").exists()  # stopped before anything was written
 
 
 @pytest.mark.parametrize("text, expected", YAML_CASES.values(), ids=YAML_CASES.keys())
 def test_bad_yaml_value(text, expected, fast_args, overlay, tmp_path, monkeypatch, capsys):
-    status, output = run_main(monkeypatch, capsys, ["fit", *fast_args, *overlay(text)])
+    status, output = run_cli_main(monkeypatch, capsys, ["fit", *fast_args, *overlay(text)])
     assert_one_clear_line(status, output, expected)
     assert not (tmp_path / "logs").exists()
 
 
 def test_other_subcommands_report_the_same_way(fast_args, monkeypatch, capsys):
-    status, output = run_main(monkeypatch, capsys, ["validate", *fast_args, "--trainer.max_epochz", "3"])
+    status, output = run_cli_main(monkeypatch, capsys, ["validate", *fast_args, "--trainer.max_epochz", "3"])
     assert_one_clear_line(status, output, "error: trainer.max_epochz: unknown option")
 
 
@@ -102,7 +90,7 @@ def test_an_unknown_message_keeps_its_first_line():
 def test_a_trainer_setting_this_machine_cannot_run_is_one_line(fast_args, monkeypatch, capsys):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     monkeypatch.setattr("torch.cuda.device_count", lambda: 0)
-    status, printed = run_main(monkeypatch, capsys, ["fit", *fast_args, "--trainer.accelerator=gpu"])
+    status, printed = run_cli_main(monkeypatch, capsys, ["fit", *fast_args, "--trainer.accelerator=gpu"])
     assert status == 2
     assert printed.strip().splitlines()[-1].startswith("error: trainer: ")
     assert "gpu" in printed.lower() and "Traceback" not in printed

@@ -106,7 +106,7 @@ def test_a_failed_write_leaves_no_partial_file(trained, tmp_path, capsys, monkey
         (
             "{d}/notes.ckpt",
             "{d}/m.onnx",
-            "CHECKPOINT: cannot load {d}/notes.ckpt: not a PyTorch file, or a damaged",
+            "CHECKPOINT: cannot load {d}/notes.ckpt: not a PyTorch file (not written by torch.save)",
         ),
         ("{ckpt}", "{d}/model.txt", "--output: {d}/model.txt must end with .onnx"),
         ("{ckpt}", "{d}/empty", "--output: {d}/empty must end with .onnx"),

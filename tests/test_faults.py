@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, fast_cli_args
+from conftest import REPO, error_lines, fast_cli_args, run_cli_main
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import src.checkpoints
-from src.cli import main
 
 TESTS = Path(__file__).parent
 
@@ -33,14 +32,9 @@ def run_cli(args: list[str]) -> subprocess.CompletedProcess:
 
 
 def run_main(monkeypatch, capsys, args: list[str]) -> tuple[int, list[str], str]:
-    """Run `python -m src.cli ARGS` in this process; return its exit status, `error:` lines and output."""
-    monkeypatch.setattr(sys, "argv", ["python -m src.cli", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    output = captured.out + captured.err
-    assert "Traceback" not in output
-    return exit_info.value.code, [line for line in output.splitlines() if line.startswith("error:")], output
+    """`run_cli_main`, with the `error:` lines of the output apart."""
+    status, output = run_cli_main(monkeypatch, capsys, args)
+    return status, error_lines(output), output
 
 
 def signal_at(step: int, signal_name: str) -> str:

@@ -96,7 +96,7 @@ def test_a_prefix_on_only_some_keys_is_reported_not_half_loaded(tmp_path):
         (lambda p: p.write_bytes(b""), "weights: {p} is empty (0 bytes)"),
         (
             lambda p: p.write_text("a text file"),
-            "weights: cannot load {p}: not a PyTorch file, or a damaged one",
+            "weights: cannot load {p}: not a PyTorch file (not written by torch.save)",
         ),
         (
             lambda p: torch.save([torch.zeros(2)], p),
@@ -231,7 +231,7 @@ def test_a_checkpoint_with_the_weights_of_another_network_lists_the_keys(trained
     [
         (
             lambda raw, p: p.write_bytes(raw[: len(raw) // 2]),
-            "CHECKPOINT: cannot load {p}: not a PyTorch file, or a damaged one (RuntimeError: "
+            "CHECKPOINT: cannot load {p}: a damaged PyTorch file, corrupt or truncated? (RuntimeError: "
             "PytorchStreamReader failed reading zip archive: failed finding central directory)",
         ),
         (

@@ -172,27 +172,16 @@ class EvaluationFigures(Callback):
 
 
 def confusion_matrix_figure(confmat: torch.Tensor, class_names: list[str]) -> Figure:
-    """A matplotlib figure (Agg, no pyplot) of `confmat` (rows: true, columns: predicted) with counts."""
+    """A matplotlib figure (Agg, no pyplot) of `confmat` (rows: true, columns: predicted), drawn by
+    torchmetrics' own `MulticlassConfusionMatrix.plot`, with counts in the cells (up to 30 classes)."""
     n = len(class_names)
     size = max(5.0, 0.55 * n + 2.5)
     fig = Figure(figsize=(size, size), layout="constrained")
     ax = fig.add_subplot()
-    values = confmat.numpy()
-    image = ax.imshow(values, cmap="Blues")
-    fig.colorbar(image, ax=ax, shrink=0.8)
-    fontsize = max(4, min(10, 200 // max(n, 1)))
-    ax.set_xticks(range(n), class_names, rotation=45, ha="right", rotation_mode="anchor", fontsize=fontsize)
-    ax.set_yticks(range(n), class_names, fontsize=fontsize)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    accuracy = _accuracy(confmat)
-    ax.set_title(f"accuracy {accuracy:.4f} ({int(confmat.sum())} images)")
-    if n <= 30:
-        threshold = values.max() / 2 if values.size else 0
-        for i in range(n):
-            for j in range(n):
-                color = "white" if values[i, j] > threshold else "black"
-                ax.text(j, i, str(values[i, j]), ha="center", va="center", fontsize=fontsize, color=color)
+    MulticlassConfusionMatrix(n).plot(
+        confmat, ax=ax, labels=list(class_names), cmap="Blues", add_text=n <= 30
+    )
+    ax.set_title(f"accuracy {_accuracy(confmat):.4f} ({int(confmat.sum())} images)")
     return fig
 
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
-from src.errors import UserInputError, find_user_error
+from src.errors import UserInputError, find_user_error, one_line
 
 if TYPE_CHECKING:
     from src.models.classifier import ImageClassifier
@@ -36,11 +36,6 @@ WRAPPER_PREFIXES = ("backbone.", "module.", "_orig_mod.")
 
 #: How many key names an error message lists before "...".
 SHOWN_KEYS = 3
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err) or type(err).__name__
-    return " ".join(text.split())
 
 
 def _key_list(keys: list[str]) -> str:
@@ -60,7 +55,13 @@ def _check_file(path: Path, label: str) -> None:
         raise UserInputError(f"{label}: cannot read {path} (permission denied)")
 
 
-def safe_load(path: str | os.PathLike, label: str = "weights", allow_pickle: bool = False, opt_in: str = ""):
+def safe_load(
+    path: str | os.PathLike,
+    label: str = "weights",
+    allow_pickle: bool = False,
+    opt_in: str = "",
+    mmap: bool = False,
+):
     """What `torch.load` finds in `path`, read weights-only unless `allow_pickle` (on the CPU).
 
     Args:
@@ -68,6 +69,7 @@ def safe_load(path: str | os.PathLike, label: str = "weights", allow_pickle: boo
         label: How error messages start, e.g. the config key or argument the path came from.
         allow_pickle: Also unpickle Python objects (`weights_only=False`); only for files you trust.
         opt_in: How the user passes `allow_pickle` (e.g. `--allow-pickle`), for the error message.
+        mmap: Memory-map the file instead of reading it (a quick look at a file loaded again later).
 
     Raises:
         UserInputError: The file is missing, empty, corrupt, not written by `torch.save`, or holds pickled
@@ -75,8 +77,10 @@ def safe_load(path: str | os.PathLike, label: str = "weights", allow_pickle: boo
     """
     path = Path(path).expanduser()
     _check_file(path, label)
+    with open(path, "rb") as file:
+        is_zip = file.read(4) == b"PK\x03\x04"  # what torch.save writes (since torch 1.6), even if cut short
     try:
-        return torch.load(path, map_location="cpu", weights_only=not allow_pickle)
+        return torch.load(path, map_location="cpu", weights_only=not allow_pickle, mmap=mmap and is_zip)
     except Exception as err:
         # "Unsupported global: GLOBAL x.Y was not an allowed global", "unsupported GLOBAL os.system whose ..."
         unsafe = re.search(r"GLOBAL (\S+)", str(err))
@@ -87,10 +91,12 @@ def safe_load(path: str | os.PathLike, label: str = "weights", allow_pickle: boo
                 "`torch.save(model)`, which are not loaded because unpickling can run code; "
                 f"save `model.state_dict()` instead{hint}"
             )
+        elif not is_zip:
+            reason = "not a PyTorch file (not written by torch.save)"
         else:  # the weights-only unpickler's own message is short; torch's wrapper around it is not
             cause = err.__context__ if "Weights only load failed" in str(err) and err.__context__ else err
-            first = _one_line(cause).split(". ")[0]  # torch's zip-reader errors go on for several sentences
-            reason = f"not a PyTorch file, or a damaged one ({type(cause).__name__}: {first})"
+            first = one_line(cause).split(". ")[0]  # torch's zip-reader errors go on for several sentences
+            reason = f"a damaged PyTorch file, corrupt or truncated? ({type(cause).__name__}: {first})"
         raise UserInputError(f"{label}: cannot load {path}: {reason}") from err
 
 
@@ -138,6 +144,33 @@ def strip_wrapper_prefixes(state: dict[str, torch.Tensor], network: nn.Module) -
     return state
 
 
+def state_dict_mismatch(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]) -> str:
+    """What keeps `found` from loading where `expected` is: the missing and unexpected keys and the shape
+    mismatches, a few of each ("" when they fit).
+
+    >>> network, file = {"w": torch.zeros(2), "b": torch.zeros(1)}, {"w": torch.zeros(3), "x": torch.zeros(1)}
+    >>> state_dict_mismatch(network, file)
+    'missing keys: b; unexpected keys: x; shape mismatches: w (3,) in the file vs (2,) in the network'
+    """
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    mismatched = [
+        f"{k} {tuple(found[k].shape)} in the file vs {tuple(v.shape)} in the network"
+        for k, v in expected.items()
+        if k in found and isinstance(found[k], torch.Tensor) and found[k].shape != v.shape
+    ]
+    problems = [
+        f"{what}: {_key_list(keys)}"
+        for what, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatches", mismatched),
+        )
+        if keys
+    ]
+    return "; ".join(problems)
+
+
 def load_state_checked(network: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
     """`network.load_state_dict(state)` when every key matches with the same shape, else one line saying
     `what` does not fit, listing the missing and unexpected keys and the shape mismatches.
@@ -147,27 +180,13 @@ def load_state_checked(network: nn.Module, state: Mapping[str, torch.Tensor], wh
         state: Its weights, keys as in `network.state_dict()`.
         what: The start of the error message, e.g. `model.backbone_weights: w.pth does not fit ConvNet`.
     """
-    expected = network.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = [
-        f"{k} {tuple(state[k].shape)} in the file vs {tuple(v.shape)} in the network"
-        for k, v in expected.items()
-        if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != v.shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {_key_list(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {_key_list(unexpected)}")
-    if mismatched:
-        problems.append(f"shape mismatches: {_key_list(mismatched)}")
-    if problems:
-        raise UserInputError(f"{what} ({'; '.join(problems)})")
+    mismatch = state_dict_mismatch(network.state_dict(), state)
+    if mismatch:
+        raise UserInputError(f"{what} ({mismatch})")
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        raise UserInputError(f"{what} ({_one_line(err)})") from err
+        raise UserInputError(f"{what} ({one_line(err)})") from err
 
 
 def load_weights(
@@ -267,7 +286,7 @@ def load_classifier(
             )
     except Exception as err:
         user_error = find_user_error(err)
-        reason = str(user_error) if user_error is not None else f"{type(err).__name__}: {_one_line(err)}"
+        reason = str(user_error) if user_error is not None else f"{type(err).__name__}: {one_line(err)}"
         raise UserInputError(f"{not_ours} (cannot rebuild the model from it: {reason})") from err
     network = type(model.backbone).__name__
     load_state_checked(model, content["state_dict"], f"{label}: {path}: its weights do not fit its {network}")

@@ -12,16 +12,10 @@ import torchvision
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from src.errors import UserInputError
+from src.errors import UserInputError, one_line
 from src.models.loading import load_weights
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin")
-
-
-def _one_line(err: BaseException) -> str:
-    """The reason behind `err` (a URLError's `reason` if any), on one line."""
-    text = str(getattr(err, "reason", None) or err or type(err).__name__)
-    return " ".join(text.split())
 
 
 def _looks_like_path(weights: str) -> bool:
@@ -51,8 +45,9 @@ def _download(weights: WeightsEnum) -> dict[str, torch.Tensor]:
         return weights.get_state_dict(progress=True, check_hash=True, weights_only=True, map_location="cpu")
     except (OSError, RuntimeError) as err:
         cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        reason = one_line(getattr(err, "reason", None) or err)  # a URLError's reason, if any
         raise UserInputError(
-            f"TorchvisionResNet weights {weights}: cannot download {weights.url} ({_one_line(err)}); "
+            f"TorchvisionResNet weights {weights}: cannot download {weights.url} ({reason}); "
             f"download it elsewhere and put it at {cached}, or pass the file's local path as `weights`"
         ) from err
 
@@ -62,7 +57,7 @@ def _load_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: s
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shapes that do not match
         raise UserInputError(
-            f"TorchvisionResNet weights: {source} does not fit torchvision's {arch} ({_one_line(err)})"
+            f"TorchvisionResNet weights: {source} does not fit torchvision's {arch} ({one_line(err)})"
         ) from err
     if missing or unexpected:
         raise UserInputError(
