@@ -126,7 +126,6 @@ def cli_args(args: argparse.Namespace, out_dir: Path) -> list[str]:
         f"--trainer.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}",
         "--trainer.devices=1",
         f"--trainer.default_root_dir={out_dir}",
-        f"--trainer.logger.init_args.save_dir={out_dir / 'logs'}",
         "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false",
     ]

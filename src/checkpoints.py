@@ -1,13 +1,9 @@
-"""Checkpoints and output folders for the CLI: `--ckpt_path best|last`, checks before a run starts."""
+"""Checkpoints for the CLI: `--ckpt_path best|last`, and checks of a `--ckpt_path` file before a run."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import uuid
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from src.errors import UserInputError
@@ -27,8 +23,9 @@ def find_last_checkpoint(run_root: str | Path) -> Path:
 def find_best_checkpoint(run_root: str | Path) -> Path:
     """The best checkpoint recorded by ModelCheckpoint in the newest `last.ckpt` below `run_root`."""
     last = find_last_checkpoint(run_root)
-    state = torch.load(last, map_location="cpu", weights_only=True)
-    for callback_state in state.get("callbacks", {}).values():
+    state = safe_load(last, "--ckpt_path best", mmap=True)
+    callbacks = state.get("callbacks") if isinstance(state, dict) else None
+    for callback_state in (callbacks if isinstance(callbacks, dict) else {}).values():
         best = callback_state.get("best_model_path") if isinstance(callback_state, dict) else None
         if best:  # the state of a ModelCheckpoint (or subclass) callback
             if not Path(best).is_file():
@@ -51,16 +48,13 @@ def read_checkpoint(path: str | Path, weights_only: bool = True) -> dict:
 
     Args:
         path: The file.
-        weights_only: Load tensors and plain containers only, never code (`--weights_only false` allows a
-            file you trust to hold other Python objects).
+        weights_only: See `safe_load` (`--weights_only false` on the command line).
 
     Raises:
         UserInputError: The file is missing, unreadable (corrupt, truncated, not a torch file), holds
             Python objects, or is not a Lightning checkpoint (no `state_dict`), in one line naming it.
     """
-    checkpoint = safe_load(
-        path, "--ckpt_path", allow_pickle=not weights_only, opt_in="--weights_only false", mmap=True
-    )
+    checkpoint = safe_load(path, "--ckpt_path", weights_only, opt_in="--weights_only false", mmap=True)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserInputError(
             f"--ckpt_path: {path} is not a Lightning checkpoint (no state_dict); for weights saved with "
@@ -96,39 +90,16 @@ def check_checkpoint(
     saved = (checkpoint.get("hyper_parameters") or {}).get("class_names")
     if class_names is not None and saved is not None and list(saved) != list(class_names):
         raise UserInputError(
-            f"--ckpt_path: {path} was trained on classes {_short(saved)}, the data has {_short(class_names)}"
+            f"--ckpt_path: {path} was trained on classes {_classes(saved)}, "
+            f"the data has {_classes(class_names)}"
         )
 
 
-def _short(names: list[str], n: int = 5) -> str:
-    """A list of names, cut after `n`."""
-    shown = ", ".join(str(name) for name in list(names)[:n])
-    return f"[{shown}{', ...' if len(names) > n else ''}] ({len(names)})"
+def _classes(names: list[str]) -> str:
+    """A list of class names for a message: the first few, and how many.
 
-
-def check_writable(folder: str | Path, what: str) -> None:
-    """Check, before a run starts, that files can be written in `folder` (created if missing).
-
-    Creates the folder, writes and removes a small probe file, so that a read-only or full disk, or a
-    path through a file, stops the run at once with one line, not after the first epoch.
-
-    Args:
-        folder: The folder (logs or checkpoints).
-        what: What the folder is for, named in the error, e.g. `trainer.logger.init_args.save_dir`.
-
-    Raises:
-        UserInputError: The folder cannot be created or written.
+    >>> _classes(["a", "b"]), _classes("abcdefg")
+    ('[a, b] (2)', '[a, b, c, d, e, ...] (7)')
     """
-    folder = Path(folder)
-    probe = folder / f".write-test-{uuid.uuid4().hex}"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(probe, "wb") as file:
-            file.write(b"0" * 4096)
-            file.flush()
-            os.fsync(file.fileno())
-    except OSError as err:
-        raise UserInputError(f"{what}: cannot write in {folder}: {err.strerror or err}") from None
-    finally:
-        with contextlib.suppress(OSError):
-            probe.unlink(missing_ok=True)
+    more = ", ..." if len(names) > 5 else ""
+    return f"[{', '.join(str(name) for name in list(names)[:5])}{more}] ({len(names)})"

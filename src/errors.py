@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 
 class UserInputError(Exception):
@@ -41,6 +42,74 @@ def exit_on_user_error(status: int = 1) -> Iterator[None]:
             raise
         print(f"error: {user_error}", file=sys.stderr)
         sys.exit(status)
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """`n` and the noun, plural unless `n` is 1.
+
+    >>> count(1, "row"), count(3, "class", "classes")
+    ('1 row', '3 classes')
+    """
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def short_list(items: Sequence[object], limit: int = 8, quote: bool = False) -> str:
+    """`items` for a message, comma-separated, the first `limit` of them when there are more.
+
+    >>> short_list(["a", "b", "c"], limit=2, quote=True)
+    "'a', 'b', ... (3 in all)"
+    >>> short_list(["x.weight", "x.bias"], limit=3)
+    'x.weight, x.bias'
+    """
+    items = list(items)
+    shown = ", ".join(repr(item) if quote else str(item) for item in items[:limit])
+    return f"{shown}, ... ({len(items)} in all)" if len(items) > limit else shown
+
+
+#: Problems shown in one error message; the others are counted.
+SHOWN_PROBLEMS = 10
+
+
+def problems_error(where: str, problems: list[str], limit: int = SHOWN_PROBLEMS) -> UserInputError:
+    """One error for all the `problems` found in the input files, so one run shows every one of them.
+
+    One problem is the message itself (one line). Several give a one-line summary (`where`, a file or a
+    config key, and how many), then the first `limit` problems, one a line, then how many more there are.
+
+    Args:
+        where: What the problems are in, for the summary line (e.g. the CSV file).
+        problems: One line each, saying where (`file:line: ...`, `data.root: ...`) and what.
+        limit: How many problems to show.
+
+    >>> print(problems_error("train.csv", ["train.csv:2: a", "train.csv:5: b", "train.csv:9: c"], limit=2))
+    train.csv: 3 problems (fix them and run again):
+    train.csv:2: a
+    train.csv:5: b
+    ... and 1 more
+    """
+    if len(problems) == 1:
+        return UserInputError(problems[0])
+    lines = [f"{where}: {len(problems)} problems (fix them and run again):", *problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"... and {len(problems) - limit} more")
+    return UserInputError("\n".join(lines))
+
+
+def missing_files_error(
+    dataset: str, folder: Path, download: bool, err: Exception, remedy: str
+) -> UserInputError:
+    """The one-line error of a downloadable dataset whose files are not there (offline, or download off).
+
+    Args:
+        dataset: Name of the dataset, as the message starts with it.
+        folder: Where the files were expected.
+        download: Whether a download was tried (else `data.download` is false).
+        err: What torchvision raised.
+        remedy: How to provide the files by hand, one sentence.
+    """
+    how = "the download failed" if download else "data.download is false"
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return UserInputError(f"{dataset} files not found in {folder.resolve()} and {how} ({reason}). {remedy}")
 
 
 def describe_config_error(message: str) -> str:

@@ -1,19 +1,16 @@
-"""Shared fixtures: tiny generated datasets and a fast trainer configuration."""
+"""Shared fixtures: tiny generated datasets, a fast trainer configuration, the trained checkpoint."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))  # so tests can import fixtures.py
-
-from fixtures import make_fashion_mnist  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.checkpoint import TrainedCheckpoint, trained_checkpoint
+from tests.helpers.cli import fast_cli_args
+from tests.helpers.files import make_fashion_mnist
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Tests run in parallel processes (pytest-xdist, `-n` in pyproject.toml): one thread each, so that
@@ -25,45 +22,6 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 def fashion_mnist_root(tmp_path_factory) -> Path:
     """A folder with a tiny FashionMNIST (320 train, 80 test images) in the real IDX format."""
     return make_fashion_mnist(tmp_path_factory.mktemp("data"))
-
-
-def fast_cli_args(data_root: Path, out_dir: Path) -> list[str]:
-    """CLI arguments that make a run of configs/fashion_mnist.yaml take seconds, writing into out_dir."""
-    return [
-        "--config",
-        str(REPO / "configs" / "fashion_mnist.yaml"),
-        f"--data.data_dir={data_root}",
-        "--data.val_size=80",
-        "--data.batch_size=32",
-        "--data.num_workers=0",
-        "--data.download=false",
-        f"--trainer.default_root_dir={out_dir}",
-        f"--trainer.logger.init_args.save_dir={out_dir / 'logs'}",
-        "--trainer.accelerator=cpu",
-        "--trainer.devices=1",
-        "--trainer.enable_progress_bar=false",
-        "--trainer.enable_model_summary=false",
-        "--trainer.log_every_n_steps=1",
-    ]
-
-
-def run_cli_main(monkeypatch, capsys, args: list[str]) -> tuple[int, str]:
-    """Run `python -m src.cli ARGS` in this process (its `main()`, which must exit, never with a traceback):
-    its exit status and everything it printed."""
-    from src.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["python -m src.cli", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    output = captured.out + captured.err
-    assert "Traceback" not in output
-    return exit_info.value.code, output
-
-
-def error_lines(output: str) -> list[str]:
-    """The `error:` lines of a command's output."""
-    return [line for line in output.splitlines() if line.startswith("error:")]
 
 
 @pytest.fixture
@@ -95,8 +53,6 @@ def overlay(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def trained(fashion_mnist_root, tmp_path_factory):
+def trained(fashion_mnist_root, tmp_path_factory) -> TrainedCheckpoint:
     """A tiny checkpoint trained once by the real CLI, with its validation and test images as PNG files."""
-    from trained_checkpoint import trained_checkpoint  # it imports this module
-
     return trained_checkpoint(tmp_path_factory, fashion_mnist_root)

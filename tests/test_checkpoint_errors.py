@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import error_lines, fast_cli_args, run_cli_main
 
-from src.cli import cli_main
+from src.lightning_cli import cli_main
+from tests.helpers.cli import error_lines, fast_cli_args, run_cli_main
 
 QUICK = [
     "--trainer.max_epochs=1",

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 import torchvision.datasets.cifar
-from conftest import REPO
-from fixtures import CIFAR10_CLASSES, flatten_transforms, make_cifar10
 from torchvision.datasets import CIFAR10
 from torchvision.transforms import v2
 
-from src.cli import cli_main
 from src.data import CIFAR10DataModule
 from src.errors import UserInputError
+from src.lightning_cli import cli_main
+from tests.helpers.cli import REPO, error_lines, run_cli_main
+from tests.helpers.files import CIFAR10_CLASSES, flatten_transforms, make_cifar10
 
 
 @pytest.fixture(autouse=True)
@@ -74,19 +74,6 @@ def test_class_facts_exist_before_any_file(tmp_path):
     dm = CIFAR10DataModule(data_dir=str(tmp_path / "nothing"))
     assert dm.class_names == CIFAR10_CLASSES and dm.num_classes == 10
     assert dm.in_channels == 3 and dm.image_size == (32, 32) and dm.val_size == 5000
-
-
-def test_split_sizes_and_batches(cifar10_root):
-    dm = make_dm(cifar10_root)
-    dm.prepare_data()
-    dm.setup("fit")
-    dm.setup("test")
-    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (150, 50, 40)
-    for loader in (dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()):
-        x, y = next(iter(loader))
-        assert x.shape == (16, 3, 32, 32) and x.dtype == torch.float32
-        assert y.shape == (16,) and y.dtype == torch.int64
-    assert x.min() < 0  # normalised with the CIFAR-10 statistics
 
 
 def test_val_and_test_use_eval_transforms(cifar10_root):
@@ -148,3 +135,23 @@ def test_cli_links_the_cifar10_facts_into_the_model(cifar10_root):
     assert isinstance(cli.datamodule, CIFAR10DataModule)
     assert cli.model.hparams.in_channels == 3 and cli.model.hparams.image_size == (32, 32)
     assert cli.model.hparams.class_names == CIFAR10_CLASSES
+
+
+@pytest.mark.parametrize("content", [{"data": "x"}, ["not", "a", "dict"], b"\x80\x02 truncated"])
+def test_malformed_batch_files_are_one_line_naming_the_file(tmp_path, monkeypatch, capsys, content):
+    root = make_cifar10(tmp_path / "data", n_per_batch=4, n_test=4)
+    bad = root / "cifar-10-batches-py" / "data_batch_3"
+    if isinstance(content, bytes):
+        bad.write_bytes(content)
+    else:
+        with bad.open("wb") as file:
+            pickle.dump(content, file, protocol=2)
+    with pytest.raises(UserInputError) as err:
+        make_dm(root).prepare_data()
+    assert str(err.value).startswith(f"CIFAR10: cannot read {bad}: the file is damaged")
+    assert "\n" not in str(err.value)
+    # Through the command line: one `error:` line, exit status 1.
+    args = ["fit", "--config", str(REPO / "configs" / "cifar10_cnn.yaml"), f"--data.data_dir={root}"]
+    args += ["--data.download=false", f"--trainer.default_root_dir={tmp_path / 'out'}"]
+    status, output = run_cli_main(monkeypatch, capsys, args)
+    assert status == 1 and error_lines(output) == [f"error: {err.value}"]

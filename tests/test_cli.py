@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import fast_cli_args
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from src.cli import cli_main
 from src.errors import UserInputError
+from src.lightning_cli import cli_main
 from src.models import ImageClassifier
 from src.models.components import ConvNet
+from tests.helpers.cli import fast_cli_args
 
 REPO = Path(__file__).resolve().parents[1]
 SHORT_FIT = ["--trainer.max_epochs=2", "--trainer.limit_train_batches=3"]
@@ -46,7 +46,7 @@ def run_args(fashion_mnist_root, trained_dir) -> list[str]:
 
 def test_fit_writes_checkpoints_config_and_tensorboard_logs(trained, trained_dir):
     callback = trained.trainer.checkpoint_callback
-    run_dir = trained_dir / "logs" / "fashion_mnist" / "version_0"
+    run_dir = trained_dir / "fashion_mnist" / "version_0"
     assert Path(callback.best_model_path).parent == run_dir / "checkpoints"
     assert Path(callback.best_model_path).name.startswith("epoch")
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
@@ -158,7 +158,7 @@ def test_trainer_presets_compose(preset, expected, capsys):
     assert exit_info.value.code in (0, None)
     out = capsys.readouterr().out
     assert expected in out
-    assert "name: fashion_mnist" in out  # the dataset config is still there
+    assert "class_path: src.data.FashionMNISTDataModule" in out  # the dataset config is still there
 
 
 @pytest.mark.parametrize("backbone", ["LeNet", "MLP", "ConvNet"])
@@ -182,7 +182,7 @@ def test_fit_ends_with_the_test_accuracy_and_the_checkpoint_paths(trained):
 
 def test_missing_data_through_the_command_line_is_one_line(tmp_path):
     args = ["fit", "--config", "configs/fashion_mnist.yaml", f"--data.data_dir={tmp_path / 'none'}"]
-    args += ["--data.download=false", f"--trainer.logger.init_args.save_dir={tmp_path}"]
+    args += ["--data.download=false", f"--trainer.default_root_dir={tmp_path}"]
     result = subprocess.run(
         [sys.executable, "-m", "src.cli", *args], capture_output=True, text=True, cwd=REPO, timeout=120
     )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import run_cli_main
 
 from src.errors import describe_config_error
+from tests.helpers.cli import run_cli_main
 
 CASES = {
     "unknown trainer key": (

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from conftest import REPO
-from fixtures import make_cifar10
 
-from src.cli import cli_main
+from src.lightning_cli import cli_main
+from tests.helpers.cli import REPO
+from tests.helpers.files import make_cifar10
 
 CONFIGS = sorted(p.name for p in (REPO / "configs").glob("*.yaml"))
 #: Configs whose data is downloaded, and the generated stand-in they get here; the others use the
@@ -60,7 +60,6 @@ def test_shipped_config_runs(
     if config == "finetune_resnet.yaml":
         args += [f"--model.backbone.init_args.weights={resnet18_weights}"]
     args += [
-        f"--trainer.logger.init_args.save_dir={tmp_path}",
         f"--trainer.default_root_dir={tmp_path}",
         "--trainer.enable_progress_bar=false",
         "--data.batch_size=16",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
-from fixtures import flatten_transforms, has_transform, make_image_folder, write_csv
 from PIL import Image
 from torchvision.transforms import v2
 
-from src.cli import cli_main
 from src.data import CSVImageDataModule, CSVImageDataset
 from src.errors import UserInputError
+from src.lightning_cli import cli_main
+from tests.helpers.cli import REPO
+from tests.helpers.files import flatten_transforms, has_transform, make_image_folder, write_csv
 
 CLASSES = ["cat", "dog", "frog"]
 
@@ -81,20 +81,6 @@ def test_class_facts_are_known_before_setup(images):
     assert make_dm(root, csv="ids.csv").class_names == ["0", "1", "2"]
     given = ["kitten", "puppy", "tadpole"]
     assert make_dm(root, csv="ids.csv", class_names=given).class_names == given
-
-
-@pytest.mark.parametrize(("channels", "image_size"), [(1, (20, 24)), (3, (16, 16))])
-def test_split_sizes_and_batches(images, channels, image_size):
-    root, _ = images
-    dm = make_dm(root, channels=channels, image_size=image_size, test_annotations_file=str(root / "ids.csv"))
-    dm.setup("fit")
-    dm.setup("test")
-    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (12, 6, 18)
-    for loader in (dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()):
-        x, y = next(iter(loader))
-        assert x.shape == (4, channels, *image_size) and x.dtype == torch.float32
-        assert y.dtype == torch.int64 and y.min() >= 0 and y.max() < 3
-        assert x.min() >= -1.0 and x.max() <= 1.0  # normalised with mean = std = 0.5
 
 
 def test_validation_gets_eval_transforms_and_split_is_seeded(images):

@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
-from fixtures import make_image_folder, write_csv
 from PIL import Image
 
 from src.cli import main
 from src.data import CSVImageDataModule, CSVImageDataset, ImageFolderDataModule
 from src.errors import UserInputError
+from tests.helpers.cli import REPO
+from tests.helpers.files import make_image_folder, write_csv
 
 CLASSES = ["cat", "dog"]
 
@@ -388,7 +388,6 @@ def cli_args(csv: Path, out: Path, *extra: str) -> list[str]:
         "--data.test_annotations_file=null",
         "--data.num_workers=0",
         f"--trainer.default_root_dir={out / 'root'}",
-        f"--trainer.logger.init_args.save_dir={out / 'logs'}",
         "--trainer.accelerator=cpu",
         "--trainer.max_epochs=1",
         *extra,

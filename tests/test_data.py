@@ -7,11 +7,11 @@ import urllib.request
 
 import pytest
 import torch
-from fixtures import flatten_transforms, has_transform
 from torchvision.transforms import v2
 
 from src.data import FashionMNISTDataModule
 from src.errors import UserInputError
+from tests.helpers.files import flatten_transforms, has_transform
 
 
 def make_dm(root, **kwargs) -> FashionMNISTDataModule:
@@ -25,21 +25,6 @@ def make_dm(root, **kwargs) -> FashionMNISTDataModule:
         **kwargs,
     }
     return FashionMNISTDataModule(data_dir=str(root), **kwargs)
-
-
-def test_split_sizes_and_batches(fashion_mnist_root):
-    dm = make_dm(fashion_mnist_root)
-    dm.prepare_data()
-    dm.setup("fit")
-    dm.setup("test")
-    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (240, 80, 80)
-    x, y = next(iter(dm.train_dataloader()))
-    assert x.shape == (16, 1, 28, 28) and x.dtype == torch.float32
-    assert y.shape == (16,) and y.dtype == torch.int64
-    assert dm.num_classes == len(dm.class_names) == 10
-    assert dm.class_names[0] == "T-shirt/top"
-    # Normalised with the dataset statistics: roughly centred, not in [0, 1].
-    assert x.min() < 0
 
 
 def test_train_and_val_are_disjoint_and_cover_the_training_set(fashion_mnist_root):

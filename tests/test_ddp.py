@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, fast_cli_args
 
 from src.data import FashionMNISTDataModule
 from src.models import ImageClassifier
+from tests.helpers.cli import REPO, fast_cli_args
 
 RECORD_METRICS = """
 import json, sys
-from src.cli import cli_main
+from src.lightning_cli import cli_main
 
 cli = cli_main(sys.argv[1:])
 metrics = {k: v.item() for k, v in cli.trainer.callback_metrics.items()}

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import fast_cli_args
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from src.callbacks import EvaluationFigures
 from src.callbacks.evaluation import _metric_keys, misclassified_figure, per_class_table
-from src.cli import cli_main
+from src.lightning_cli import cli_main
+from tests.helpers.cli import fast_cli_args
 
 FIGURE_TAGS = ["val/confusion_matrix", "val/misclassified", "test/confusion_matrix", "test/misclassified"]
 

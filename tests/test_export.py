@@ -14,14 +14,14 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import REPO
 from PIL import Image
-from trained_checkpoint import CLASSES, run_command
 
-from src import export
+from src import onnx_export
 from src.export import main
-from src.models.loading import load_classifier
-from src.predict import predict_files
+from src.models import ImageClassifier
+from src.predictions import predict_files
+from tests.helpers.checkpoint import CLASSES
+from tests.helpers.cli import REPO, run_command
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def exported(trained, tmp_path_factory) -> tuple[Path, str]:
 @pytest.mark.parametrize("batch", [1, 5])
 def test_onnxruntime_matches_pytorch_for_any_batch_size(trained, exported, batch):
     path, _ = exported
-    model = load_classifier(trained.ckpt)
+    model = ImageClassifier.from_checkpoint(trained.ckpt)
     images = torch.rand(batch, 1, 28, 28, generator=torch.Generator().manual_seed(batch))
     with torch.inference_mode():
         expected = model(model.normalize(images)).softmax(dim=-1).numpy()
@@ -88,7 +88,7 @@ def test_a_failed_write_leaves_no_partial_file(trained, tmp_path, capsys, monkey
         Path(path).write_bytes(proto.SerializeToString()[:100])  # half a file, then the disk is full
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(export.onnx, "save", disk_full)
+    monkeypatch.setattr(onnx_export.onnx, "save", disk_full)
     output = tmp_path / "model.onnx"
     output.write_bytes(b"the previous model")
     code, out, err = run_command(main, [trained.ckpt, "--output", output], capsys)

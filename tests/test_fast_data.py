@@ -12,17 +12,17 @@ import numpy as np
 import pytest
 import torch
 import torchvision.datasets.cifar
-from conftest import REPO
-from fixtures import make_cifar10, write_idx_images, write_idx_labels
 from lightning import Callback, Trainer
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from src.cli import cli_main
 from src.data import CIFAR10DataModule, FashionMNISTDataModule
 from src.data.in_memory import batch_augment
+from src.lightning_cli import cli_main
 from src.models import ImageClassifier
 from src.models.components import LeNet
+from tests.helpers.cli import REPO
+from tests.helpers.files import make_cifar10, write_idx_images, write_idx_labels
 
 
 @pytest.fixture(autouse=True)

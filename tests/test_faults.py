@@ -10,17 +10,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, error_lines, fast_cli_args, run_cli_main
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import src.checkpoints
-
-TESTS = Path(__file__).parent
+import src.files
+from tests.helpers.cli import REPO, error_lines, fast_cli_args, run_cli_main
 
 
 def run_cli(args: list[str]) -> subprocess.CompletedProcess:
-    """`python -m src.cli ARGS` in a new process that can import tests/fault_injection.py."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
+    """`python -m src.cli ARGS` in a new process that can import tests/tests.helpers.faults.py."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
         [sys.executable, "-m", "src.cli", *args],
         cwd=REPO,
@@ -40,7 +38,7 @@ def run_main(monkeypatch, capsys, args: list[str]) -> tuple[int, list[str], str]
 def signal_at(step: int, signal_name: str) -> str:
     """An overlay config adding the test callback that sends `signal_name` to the run at `step`."""
     return (
-        "trainer:\n  callbacks:\n    - class_path: fault_injection.SignalAtStep\n"
+        "trainer:\n  callbacks:\n    - class_path: tests.helpers.faults.SignalAtStep\n"
         f"      init_args: {{step: {step}, signal_name: {signal_name}}}\n"
     )
 
@@ -121,7 +119,7 @@ NAN_NET = """
 model:
   init_args:
     backbone:
-      class_path: fault_injection.NaNAtCall
+      class_path: tests.helpers.faults.NaNAtCall
       init_args: {nan_at_call: 3}
 """
 
@@ -143,33 +141,31 @@ def test_nan_loss_stops_training_naming_the_step(fast_args, overlay, tmp_path, m
 
 
 @pytest.mark.parametrize(
-    "key, value, expected",
+    "options, expected",
     [
         (
-            "trainer.logger.init_args.save_dir",
-            "{file}/logs",
-            "error: trainer.logger (log folder): cannot write in {file}/logs/fashion_mnist/version_0: "
+            ["--trainer.logger=TensorBoardLogger", "--trainer.logger.init_args.save_dir={file}/logs"],
+            "error: trainer.logger (log folder): cannot write in {file}/logs/lightning_logs/version_0: "
             "Not a directory",
         ),
         (
-            "trainer.default_root_dir",
-            "{file}/runs",
+            ["--trainer.default_root_dir={file}/runs"],
             "error: trainer.default_root_dir: cannot write in {file}/runs",
         ),
     ],
     ids=["log folder", "default_root_dir"],
 )
 def test_unwritable_output_folder_stops_before_training(
-    key, value, expected, fast_args, tmp_path, monkeypatch, capsys
+    options, expected, fast_args, tmp_path, monkeypatch, capsys
 ):
     """A folder below a regular file cannot be created, as root too (where chmod stops nothing)."""
     a_file = tmp_path / "afile"
     a_file.write_text("")
-    args = ["fit", *fast_args, f"--{key}={value.format(file=a_file)}"]
+    args = ["fit", *fast_args, *(option.format(file=a_file) for option in options)]
     status, errors, output = run_main(monkeypatch, capsys, args)
     assert status == 1
     assert len(errors) == 1 and errors[0].startswith(expected.format(file=a_file)), output
-    assert "Epoch 0" not in output and not (tmp_path / "logs").exists()
+    assert "Epoch 0" not in output and not (tmp_path / "fashion_mnist").exists()
 
 
 def test_full_disk_stops_before_training(fast_args, tmp_path, monkeypatch, capsys):
@@ -178,7 +174,7 @@ def test_full_disk_stops_before_training(fast_args, tmp_path, monkeypatch, capsy
     def full_disk(path, mode="r", *args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(src.checkpoints, "open", full_disk, raising=False)
+    monkeypatch.setattr(src.files, "open", full_disk, raising=False)
     status, errors, _ = run_main(monkeypatch, capsys, ["fit", *fast_args])
     assert status == 1
     message = f"error: trainer.default_root_dir: cannot write in {tmp_path}: No space left on device"
@@ -188,7 +184,7 @@ def test_full_disk_stops_before_training(fast_args, tmp_path, monkeypatch, capsy
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders; see the tests above")
 def test_read_only_log_folder(fast_args, tmp_path, monkeypatch, capsys):
-    logs = tmp_path / "logs"
+    logs = tmp_path / "fashion_mnist"
     logs.mkdir()
     logs.chmod(0o500)
     try:

@@ -7,7 +7,7 @@ import torch
 import torchvision
 from lightning import Callback
 
-from src.cli import cli_main
+from src.lightning_cli import cli_main
 
 FINETUNE = """
 model:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import REPO
-from fixtures import flatten_transforms, make_image_folder
 from torchvision.transforms import v2
 
-from src.cli import cli_main
 from src.data import ImageFolderDataModule
 from src.errors import UserInputError
+from src.lightning_cli import cli_main
+from tests.helpers.cli import REPO
+from tests.helpers.files import flatten_transforms, make_image_folder
 
 CLASSES = ["cat", "dog", "frog"]
 
@@ -35,19 +35,6 @@ def test_class_facts_are_known_before_setup(folders):
     dm = make_dm(folders, channels=1, image_size=(20, 24))
     assert dm.class_names == CLASSES and dm.num_classes == 3
     assert dm.in_channels == 1 and dm.image_size == (20, 24)
-
-
-@pytest.mark.parametrize(("channels", "image_size"), [(1, (20, 24)), (3, (16, 16))])
-def test_split_sizes_and_batches(folders, channels, image_size):
-    dm = make_dm(folders, channels=channels, image_size=image_size, test_root=str(folders / "test"))
-    dm.setup("fit")
-    dm.setup("test")
-    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (18, 6, 9)
-    for loader in (dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()):
-        x, y = next(iter(loader))
-        assert x.shape == (4, channels, *image_size) and x.dtype == torch.float32
-        assert y.dtype == torch.int64
-    assert dm.test_set.targets == [0] * 3 + [1] * 3 + [2] * 3
 
 
 def test_validation_gets_eval_transforms_and_split_is_seeded(folders):
@@ -113,3 +100,9 @@ data:
     hparams = cli.model.hparams
     assert hparams.class_names == CLASSES and hparams.num_classes == 3
     assert hparams.in_channels == 3 and hparams.image_size == (16, 20)
+
+
+def test_test_folder_labels_follow_the_sorted_class_folders(folders):
+    dm = make_dm(folders, test_root=str(folders / "test"))
+    dm.setup("test")
+    assert dm.test_set.targets == [0] * 3 + [1] * 3 + [2] * 3

@@ -11,14 +11,15 @@ import torch
 import torchvision
 from PIL import Image
 from torch import nn
-from trained_checkpoint import run_command
 
 from src.errors import UserInputError
 from src.export import main as export_main
 from src.models import ImageClassifier
 from src.models.components import LeNet, TorchvisionResNet
-from src.models.loading import load_classifier, load_weights, read_state_dict
+from src.models import ImageClassifier
+from src.models.loading import load_weights, read_state_dict
 from src.predict import main as predict_main
+from tests.helpers.cli import run_command
 
 
 def same_weights(a: nn.Module, b: nn.Module) -> bool:
@@ -145,11 +146,11 @@ def test_a_whole_pickled_model_is_refused_unless_allowed(tmp_path):
     assert str(error.value) == (
         f"model.backbone_weights: cannot load {tmp_path / 'model.pt'}: it holds pickled Python objects "
         "(src.models.components.lenet.LeNet), e.g. a whole model saved with `torch.save(model)`, which are "
-        "not loaded because unpickling can run code; save `model.state_dict()` instead; allow_pickle=True "
+        "not loaded because unpickling can run code; save `model.state_dict()` instead; weights_only=False "
         "loads it if you trust the file"
     )
     target = LeNet(num_classes=10)
-    load_weights(target, tmp_path / "model.pt", allow_pickle=True)
+    load_weights(target, tmp_path / "model.pt", weights_only=False)
     assert same_weights(target, source)
 
 
@@ -161,12 +162,12 @@ def test_no_code_from_a_file_runs_by_default(trained, tmp_path, capsys):
     with pytest.raises(UserInputError, match=r"holds pickled Python objects \((posix|nt|os)\.mkdir\)"):
         read_state_dict(tmp_path / "x.ckpt")
     with pytest.raises(UserInputError, match="holds pickled Python objects"):
-        load_classifier(tmp_path / "x.ckpt")
+        ImageClassifier.from_checkpoint(tmp_path / "x.ckpt")
     image = Path(trained.test_dir) / "000.png"
     code, _, err = run_command(predict_main, [tmp_path / "x.ckpt", image], capsys)
-    assert code == 1 and "--allow-pickle loads it if you trust the file" in err and err.count("\n") == 1
+    assert code == 1 and "--no-weights-only loads it if you trust the file" in err and err.count("\n") == 1
     code, _, err = run_command(export_main, [tmp_path / "x.ckpt", "-o", tmp_path / "m.onnx"], capsys)
-    assert code == 1 and "--allow-pickle loads it if you trust the file" in err and err.count("\n") == 1
+    assert code == 1 and "--no-weights-only loads it if you trust the file" in err and err.count("\n") == 1
     assert not marker.exists()  # nothing was unpickled
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.ckpt"]
 
@@ -187,7 +188,7 @@ def _python_built_checkpoint(path: Path) -> ImageClassifier:
 
 
 @pytest.mark.parametrize("legacy", ["checkpoint with a pickled network", "torch.save(model)"])
-def test_predict_loads_legacy_pickles_only_with_allow_pickle(trained, tmp_path, capsys, legacy):
+def test_predict_loads_legacy_pickles_only_with_weights_only(trained, tmp_path, capsys, legacy):
     ckpt = tmp_path / "legacy.ckpt"
     if legacy == "torch.save(model)":
         model = ImageClassifier(LeNet(num_classes=3), num_classes=3, class_names=["ant", "bee", "cat"]).eval()
@@ -198,11 +199,11 @@ def test_predict_loads_legacy_pickles_only_with_allow_pickle(trained, tmp_path, 
     code, out, err = run_command(predict_main, [ckpt, image, "--top-k", 3], capsys)
     assert (code, out) == (1, "")
     assert err.startswith(f"error: CHECKPOINT: cannot load {ckpt}: it holds pickled Python objects (")
-    assert err.endswith("--allow-pickle loads it if you trust the file\n") and err.count("\n") == 1
+    assert err.endswith("--no-weights-only loads it if you trust the file\n") and err.count("\n") == 1
 
-    code, out, err = run_command(predict_main, [ckpt, image, "--top-k", 3, "--allow-pickle"], capsys)
+    code, out, err = run_command(predict_main, [ckpt, image, "--top-k", 3, "--no-weights-only"], capsys)
     assert code == 0, err
-    loaded = load_classifier(ckpt, allow_pickle=True)
+    loaded = ImageClassifier.from_checkpoint(ckpt, weights_only=False)
     assert same_weights(loaded, model) and loaded.class_names == ["ant", "bee", "cat"]
     pixels = torch.tensor(np.asarray(Image.open(image))) / 255
     with torch.inference_mode():
@@ -219,7 +220,7 @@ def test_a_checkpoint_with_the_weights_of_another_network_lists_the_keys(trained
     checkpoint["state_dict"] = ImageClassifier(LeNet(num_classes=10), num_classes=10).state_dict()
     torch.save(checkpoint, tmp_path / "other.ckpt")
     with pytest.raises(UserInputError) as error:
-        load_classifier(tmp_path / "other.ckpt")
+        ImageClassifier.from_checkpoint(tmp_path / "other.ckpt")
     message = str(error.value)
     assert message.startswith(f"CHECKPOINT: {tmp_path / 'other.ckpt'}: its weights do not fit its ConvNet (")
     assert "missing keys: backbone.features.0.0.weight," in message
@@ -269,6 +270,6 @@ def test_an_unreadable_checkpoint_is_one_line(tmp_path):
     path.chmod(0)
     try:
         with pytest.raises(UserInputError, match=r"^CHECKPOINT: cannot read .*locked\.ckpt \(permission"):
-            load_classifier(path)
+            ImageClassifier.from_checkpoint(path)
     finally:
         path.chmod(0o644)

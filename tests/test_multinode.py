@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, fast_cli_args
+
+from tests.helpers.cli import REPO, fast_cli_args
 
 # A callback the CLI loads with --trainer.callbacks+=: each process writes its metrics to a JSON file.
 RECORDER = '''

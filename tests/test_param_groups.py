@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from src.cli import cli_main
 from src.errors import UserInputError
+from src.lightning_cli import cli_main
 from src.models import ImageClassifier, ParamGroup
 from src.models.components import LeNet
 

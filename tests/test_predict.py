@@ -12,14 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, fast_cli_args
 from PIL import Image
-from trained_checkpoint import CLASSES, run_command
 
-from src.cli import cli_main
 from src.data.image_files import load_image
 from src.errors import UserInputError
-from src.predict import format_rows, main, predict_files, replace_when_done
+from src.lightning_cli import cli_main
+from src.files import replace_when_done
+from src.predict import main
+from src.predictions import format_rows, predict_files
+from tests.helpers.checkpoint import CLASSES
+from tests.helpers.cli import REPO, fast_cli_args, run_command
 
 MODEL_SIZE = (28, 28)  # the checkpoint's input: 1 channel, 28x28
 

@@ -8,14 +8,14 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import fast_cli_args
 from PIL import Image
 
 from src.callbacks import PredictionWriter
-from src.cli import cli_main
 from src.errors import UserInputError, find_user_error
+from src.lightning_cli import cli_main
 from src.predict import main as predict_main
-from src.predict import predict_files
+from src.predictions import predict_files
+from tests.helpers.cli import fast_cli_args
 
 
 def cli_predict(trained, data_root: Path, *extra: str):

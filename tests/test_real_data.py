@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 
-from src.cli import cli_main
+from src.lightning_cli import cli_main
+from tests.helpers.cli import REPO
 
 DATA_DIR = Path(os.environ.get("DATA_DIR", REPO / "data"))
 HAS_DATA = (DATA_DIR / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file()
@@ -22,7 +22,7 @@ def test_one_epoch_of_the_shipped_config_beats_88_percent(tmp_path):
         str(REPO / "configs" / "fashion_mnist.yaml"),
         f"--data.data_dir={DATA_DIR}",
         "--data.download=false",
-        f"--trainer.logger.init_args.save_dir={tmp_path}",
+        f"--trainer.default_root_dir={tmp_path}",
         "--trainer.enable_progress_bar=false",
     ]
     cli_main(["fit", *args, "--trainer.max_epochs=1"])

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from src.cli import cli_main
+from src.lightning_cli import cli_main
 
 OPTIMIZER = """
 model:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 import yaml
-from fixtures import flatten_transforms
 from torchvision.transforms import v2
 
-from src.cli import cli_main
 from src.data import FashionMNISTDataModule
+from src.lightning_cli import cli_main
+from tests.helpers.files import flatten_transforms
 
 TRAIN_TRANSFORM = """
 data:
@@ -97,7 +97,7 @@ def test_fit_with_yaml_transforms_saves_them_in_the_run_config(fast_args, overla
     args = [*fast_args, *overlay(TRAIN_TRANSFORM), *overlay(EVAL_TRANSFORM, name="eval.yaml")]
     cli = cli_main(["fit", *args, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"])
     assert cli.trainer.state.finished
-    saved = tmp_path / "logs" / "fashion_mnist" / "version_0" / "config.yaml"
+    saved = tmp_path / "fashion_mnist" / "version_0" / "config.yaml"
     data = yaml.safe_load(saved.read_text())["data"]
     transforms = data["init_args"]["train_transform"]["init_args"]["transforms"]
     assert transforms[0]["init_args"]["padding"] == 4

@@ -154,7 +154,8 @@ class EvaluationFigures(Callback):
                 examples, names, mean=mean, std=std, ncols=self.ncols
             )
         # The step Lightning logs this epoch's scalars at, so figures line up with `val/acc` etc.
-        step = getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", trainer.global_step)
+        # (private in Lightning; pinned in tests/test_lightning_internals.py)
+        step = trainer.fit_loop.epoch_loop._batches_that_stepped
         for tag, figure in figures.items():
             for logger in loggers:
                 logger.experiment.add_figure(tag, figure, global_step=step, close=False)

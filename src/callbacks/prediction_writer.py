@@ -10,7 +10,7 @@ from lightning import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import Dataset, Subset
 
-from src.predict import check_output, check_top_k, rank_predictions, write_predictions
+from src.predictions import check_output, check_top_k, rank_predictions, write_predictions
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -75,7 +75,7 @@ class PredictionWriter(BasePredictionWriter):
 def sample_names(dataset: Dataset) -> list[str] | None:
     """The file path of each sample of `dataset` when it has files, else None.
 
-    Knows `paths` (`ImagePathsDataset`, `CSVImageDataset`), `samples` (torchvision's `ImageFolder`) and
+    Knows `paths` (`ImageFilesDataset`, `CSVImageDataset`), `samples` (torchvision's `ImageFolder`) and
     `Subset`s of those.
     """
     if isinstance(dataset, Subset):

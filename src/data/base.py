@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from functools import partial
-from pathlib import Path
 
 import torch
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms import v2
 
+from src.data.datasets import ImageFilesDataset
+from src.data.paths import expand_image_paths
 from src.data.resumable import resumable
 from src.data.statistics import channel_mean_std
 from src.errors import UserInputError
@@ -197,12 +197,10 @@ class VisionDataModule(LightningDataModule):
 
     def make_predict_dataset(self, inputs: list[str]) -> Dataset:
         """The images of `predict_paths`, loaded as the model expects them, with the evaluation transforms."""
-        from src.data.image_files import load_image  # here: image_files imports this module
-        from src.data.paths import ImagePathsDataset, expand_image_paths
-
         paths = expand_image_paths(inputs, key="data.predict_paths", csv_lists=True)
-        loader = partial(load_image, channels=self.in_channels, image_size=tuple(self.image_size))
-        return ImagePathsDataset(paths, loader, self.eval_transforms())
+        return ImageFilesDataset(
+            paths, None, self.eval_transforms(), self.in_channels, tuple(self.image_size)
+        )
 
     def compute_mean_std(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and std of the training images, to put in a config as `mean`/`std`.
@@ -271,20 +269,3 @@ def num_samples(key: str, size: int | float, n: int) -> int:
     if size != int(size):
         raise UserInputError(f"data.{key}: needs a fraction in (0, 1) or a whole number, got {size}")
     return int(size)
-
-
-def missing_files_error(
-    dataset: str, folder: Path, download: bool, err: Exception, remedy: str
-) -> UserInputError:
-    """The one-line error of a downloadable dataset whose files are not there (offline, or download off).
-
-    Args:
-        dataset: Name of the dataset, as the message starts with it.
-        folder: Where the files were expected.
-        download: The datamodule's `download` setting.
-        err: What torchvision raised.
-        remedy: How to provide the files by hand, one sentence.
-    """
-    how = "the download failed" if download else "data.download is false"
-    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return UserInputError(f"{dataset} files not found in {folder.resolve()} and {how} ({reason}). {remedy}")

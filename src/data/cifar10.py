@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import pickle
 from pathlib import Path
 
-import torch
 from torchvision.datasets import CIFAR10
 from torchvision.transforms import v2
 
-from src.data.base import missing_files_error
 from src.data.in_memory import InMemoryVisionDataModule
 
 
@@ -23,55 +21,39 @@ class CIFAR10DataModule(InMemoryVisionDataModule):
     normalised on the device (`in_memory`, see `InMemoryVisionDataModule`).
 
     Args:
-        download: Download the files when they are missing.
-        **kwargs: See `InMemoryVisionDataModule` (in_memory) and `VisionDataModule` (data_dir, val_size,
-            batch_size, num_workers, ...).
+        **kwargs: See `InMemoryVisionDataModule` (download, in_memory) and `VisionDataModule` (data_dir,
+            val_size, batch_size, num_workers, ...).
     """
 
-    class_names = [
-        "airplane",
-        "automobile",
-        "bird",
-        "cat",
-        "deer",
-        "dog",
-        "frog",
-        "horse",
-        "ship",
-        "truck",
-    ]
+    dataset_cls = CIFAR10
+    class_names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     in_channels = 3
     image_size = (32, 32)
     mean = (0.4914, 0.4822, 0.4465)
     std = (0.2470, 0.2435, 0.2616)
 
-    def __init__(self, download: bool = True, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.download = download
+    @property
+    def files_remedy(self) -> str:  # type: ignore[override]
+        return (
+            f"Extract the official {CIFAR10.filename} into {Path(self.data_dir).resolve()} "
+            f"(it unpacks to {CIFAR10.base_folder}/), "
+            f"or point --data.data_dir at a folder that has {CIFAR10.base_folder}/."
+        )
 
-    def prepare_data(self) -> None:
-        """Download and extract the archive if the files are missing (once per node, before `setup`)."""
-        try:
-            for train in (True, False):
-                CIFAR10(self.data_dir, train=train, download=self.download)
-        except (RuntimeError, OSError) as err:
-            raise missing_files_error(
-                "CIFAR-10",
-                Path(self.data_dir) / CIFAR10.base_folder,
-                self.download,
-                err,
-                f"Extract the official {CIFAR10.filename} into {Path(self.data_dir).resolve()} "
-                f"(it unpacks to {CIFAR10.base_folder}/), "
-                f"or point --data.data_dir at a folder that has {CIFAR10.base_folder}/.",
-            ) from err
-
-    def make_dataset(self, train: bool, transform: Callable) -> CIFAR10:
-        return CIFAR10(self.data_dir, train=train, transform=transform, download=False)
-
-    def load_tensors(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        dataset = CIFAR10(self.data_dir, train=train, download=False)
-        images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()  # (N, H, W, C) -> NCHW
-        return images, torch.tensor(dataset.targets, dtype=torch.int64)
+    def bad_file(self) -> Path | None:
+        """The first batch (or meta) file that is not a pickle of the keys torchvision reads."""
+        keys = {name: ("data", "labels") for name, _ in CIFAR10.train_list + CIFAR10.test_list}
+        keys[CIFAR10.meta["filename"]] = (CIFAR10.meta["key"],)
+        for name, needed in keys.items():
+            path = self.files_folder() / name
+            try:
+                with path.open("rb") as file:
+                    content = pickle.load(file, encoding="latin1")
+                if not isinstance(content, dict) or not all(key in content for key in needed):
+                    return path
+            except Exception:
+                return path
+        return None
 
     def augmentations(self) -> list[v2.Transform]:
         return [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()]

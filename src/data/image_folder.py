@@ -8,8 +8,8 @@ from pathlib import Path
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
-from src.data.image_files import ImageFilesDataModule, name_list, problems_error
-from src.errors import UserInputError
+from src.data.image_files import ImageFilesDataModule
+from src.errors import UserInputError, problems_error, short_list
 
 
 class ImageFolderDataModule(ImageFilesDataModule):
@@ -53,13 +53,14 @@ class ImageFolderDataModule(ImageFilesDataModule):
         if 0 < len(root_classes) < 2:
             problems.append(
                 f"data.root: needs at least 2 class folders, found {len(root_classes)} "
-                f"({name_list(root_classes)}) in {root}"
+                f"({short_list(root_classes, quote=True)}) in {root}"
             )
         for key in ("val_root", "test_root"):
             if classes[key] and root_classes and classes[key] != root_classes:
                 problems.append(
-                    f"data.{key}: the class folders of {getattr(self, key)} ({name_list(classes[key])}) "
-                    f"differ from those of data.root ({name_list(root_classes)})"
+                    f"data.{key}: the class folders of {getattr(self, key)} "
+                    f"({short_list(classes[key], quote=True)}) "
+                    f"differ from those of data.root ({short_list(root_classes, quote=True)})"
                 )
         if problems:
             raise problems_error("the image folders", problems)
@@ -81,7 +82,8 @@ class ImageFolderDataModule(ImageFilesDataModule):
         empty = sorted(set(classes) - {classes[label] for _, label in samples})
         if empty:
             problems.append(
-                f"data.{key}: no image files in the class folders {name_list(empty)} of {folder} "
+                f"data.{key}: no image files in the class folders {short_list(empty, quote=True)} "
+                f"of {folder} "
                 f"(image files end in {', '.join(IMG_EXTENSIONS)})"
             )
         return classes

@@ -8,64 +8,19 @@ main process, and does augmentation and normalisation on the whole batch after i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import Dataset, Subset
-from torch.utils.data._utils.collate import default_collate
+from torchvision.datasets import VisionDataset
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from src.data.base import VisionDataModule
-
-
-class TensorImageDataset(Dataset):
-    """Images kept as one uint8 tensor (N, C, H, W) with their int64 labels.
-
-    `dataset[i]` is one `(image, label)`; a DataLoader asks for a whole batch at once (`__getitems__`),
-    which is one indexing operation and gives `(images, labels)` already stacked. A DataLoader of your
-    own over it (or over a `Subset` of it) therefore needs `collate_fn=collate_batch`, as the
-    datamodule's loaders have.
-
-    >>> data = TensorImageDataset(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.arange(4))
-    >>> images, labels = data.__getitems__([3, 1])
-    >>> images.shape, labels.tolist()
-    (torch.Size([2, 1, 2, 2]), [3, 1])
-
-    Args:
-        images: uint8 images (N, C, H, W).
-        labels: Class ids (N,).
-    """
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        if images.dtype != torch.uint8 or images.ndim != 4 or len(images) != len(labels):
-            raise ValueError(
-                f"TensorImageDataset needs uint8 images (N, C, H, W) and N labels, got {images.dtype} "
-                f"{tuple(images.shape)} and {len(labels)} labels"
-            )
-        self.images = images
-        self.labels = labels.to(torch.int64)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[index], self.labels[index]
-
-    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.as_tensor(indices, dtype=torch.int64)
-        return self.images[index], self.labels[index]
-
-
-def collate_batch(batch):
-    """The DataLoader's `collate_fn`: a `(images, labels)` batch from `__getitems__` passes unchanged.
-
-    A list of single samples (a dataset without `__getitems__`) is stacked as usual.
-    """
-    if isinstance(batch, tuple):
-        return batch
-    return default_collate(batch)
+from src.data.datasets import TensorImageDataset, collate_batch, root_dataset
+from src.errors import UserInputError, missing_files_error, one_line
 
 
 def batch_augment(images: torch.Tensor, augmentations: Sequence[v2.Transform]) -> torch.Tensor:
@@ -150,24 +105,79 @@ class InMemoryVisionDataModule(VisionDataModule):
     `eval_transform` is set, the datamodule uses the per-sample path (those transforms take PIL images),
     and says so once. `predict_paths` images are always read from their files.
 
-    A subclass implements `load_tensors`, reading the files `make_dataset` reads.
+    A dataset is a thin subclass: it names its torchvision `dataset_cls`, its class names, channels,
+    size, mean/std and training `augmentations()`; downloading, the file checks, the per-sample datasets
+    and the uint8 tensors come from here (see `FashionMNISTDataModule`).
 
     Args:
+        download: Download the files when they are missing.
         in_memory: Keep the splits in memory as uint8 tensors and transform whole batches on the device.
         **kwargs: See `VisionDataModule`.
     """
 
-    def __init__(self, in_memory: bool = True, **kwargs) -> None:
+    #: The torchvision dataset class (`FashionMNIST`, `CIFAR10`, `MNIST`, ...), called as
+    #: `dataset_cls(data_dir, train=..., transform=..., download=...)`; `data`, `targets` become tensors.
+    dataset_cls: type[VisionDataset]
+    #: How to put the files in place by hand, for the error shown when they are missing.
+    files_remedy: str = "Put the dataset's files there, or point --data.data_dir at a folder that has them."
+
+    def __init__(self, download: bool = True, in_memory: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.download = download
         self.in_memory = in_memory
         self._tensor_splits: dict[bool, TensorImageDataset] = {}
         self._said_per_sample = False
 
-    # --- what a subclass provides -------------------------------------------------------------------
+    # --- files --------------------------------------------------------------------------------------
+
+    def files_folder(self) -> Path:
+        """Where the dataset's files are (`data_dir/<base_folder>`, or `data_dir/<Name>/raw` for MNISTs)."""
+        folder = getattr(self.dataset_cls, "base_folder", None) or f"{self.dataset_cls.__name__}/raw"
+        return Path(self.data_dir) / folder
+
+    def bad_file(self) -> Path | None:
+        """The file that cannot be read, when the dataset's files are there but one of them is damaged
+        (None: unknown; the error then names the folder). Subclasses that know their files override it."""
+        return None
+
+    def open_dataset(self, train: bool, transform: Callable | None = None, download: bool = False):
+        """`dataset_cls` of the split, with every way its files can be missing or damaged as one line.
+
+        Raises:
+            UserInputError: The files are missing (and not downloaded), or one of them cannot be read.
+        """
+        name = self.dataset_cls.__name__
+        try:
+            return self.dataset_cls(self.data_dir, train=train, transform=transform, download=download)
+        except (RuntimeError, OSError) as err:  # torchvision: "Dataset not found or corrupted"
+            raise missing_files_error(
+                name, self.files_folder(), self.download, err, self.files_remedy
+            ) from err
+        except Exception as err:  # files that are there but do not parse (KeyError, UnpicklingError, ...)
+            where = self.bad_file() or self.files_folder()
+            raise UserInputError(
+                f"{name}: cannot read {where}: the file is damaged or not in the {name} format "
+                f"({type(err).__name__}: {one_line(err)})"
+            ) from err
+
+    def prepare_data(self) -> None:
+        """Download both splits if they are missing (runs once per node, before `setup`)."""
+        for train in (True, False):
+            self.open_dataset(train, download=self.download)
+
+    def make_dataset(self, train: bool, transform: Callable) -> Dataset:
+        return self.open_dataset(train, transform)
 
     def load_tensors(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training (`train=True`) or test split as uint8 images (N, C, H, W) and int64 labels."""
-        raise NotImplementedError
+        """The training (`train=True`) or test split as uint8 images (N, C, H, W) and int64 labels.
+
+        Reads the torchvision dataset's `data`: (N, H, W) grayscale or (N, H, W, C) images, as a tensor
+        or a NumPy array.
+        """
+        dataset = self.open_dataset(train)
+        images = torch.as_tensor(dataset.data)
+        images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
+        return images.contiguous(), torch.as_tensor(dataset.targets, dtype=torch.int64)
 
     # --- datasets -----------------------------------------------------------------------------------
 
@@ -203,7 +213,7 @@ class InMemoryVisionDataModule(VisionDataModule):
             self.test_set = self.tensor_dataset(train=False)
 
     def _loader(self, dataset, shuffle: bool, drop_last: bool = False, **kwargs):
-        if not self.uses_tensors or not isinstance(_root_dataset(dataset), TensorImageDataset):
+        if not self.uses_tensors or not isinstance(root_dataset(dataset), TensorImageDataset):
             return super()._loader(dataset, shuffle, drop_last, **kwargs)
         # One indexing operation per batch in the main process: worker processes would only add copies.
         return super()._loader(dataset, shuffle, drop_last, collate_fn=collate_batch, num_workers=0)
@@ -229,10 +239,3 @@ class InMemoryVisionDataModule(VisionDataModule):
         images, *rest = batch
         training = self.trainer is not None and self.trainer.training
         return [self.transform_batch(images, train=training), *rest]
-
-
-def _root_dataset(dataset: Dataset) -> Dataset:
-    """The dataset under any `Subset` wrappers."""
-    while isinstance(dataset, Subset):
-        dataset = dataset.dataset
-    return dataset

@@ -1,13 +1,11 @@
-"""Image files to predict on, from files, folders, glob patterns and CSV lists; and a dataset of them."""
+"""Image files to predict on, from files, folders, glob patterns and CSV lists."""
 
 from __future__ import annotations
 
 import csv
 import glob
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-
-from torch.utils.data import Dataset
 
 from src.errors import UserInputError
 
@@ -80,25 +78,3 @@ def _read_path_list(path: Path, key: str) -> list[str]:
             raise UserInputError(f"{key}: {path}: line {line}: image file {file} not found")
         files.append(str(file))
     return files
-
-
-class ImagePathsDataset(Dataset):
-    """Unlabelled images to predict on: item `i` is `transform(loader(paths[i]))`, the image alone.
-
-    Args:
-        paths: The image files.
-        loader: Opens one file as a PIL image (e.g. `load_image` with the model's channels and size).
-        transform: Applied to each loaded image (the evaluation transforms).
-    """
-
-    def __init__(self, paths: Sequence[str], loader: Callable, transform: Callable | None = None) -> None:
-        self.paths = list(paths)
-        self.loader = loader
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int):
-        image = self.loader(self.paths[index])
-        return self.transform(image) if self.transform is not None else image

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import os
 import warnings
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -12,7 +16,8 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from src.models.loading import load_weights
+from src.errors import UserInputError, find_user_error, one_line
+from src.models.loading import load_state_checked, load_weights, safe_load
 from src.models.param_groups import (
     ParamGroup,
     apply_lr_scales,
@@ -100,6 +105,75 @@ class ImageClassifier(LightningModule):
         stats = {"input_mean": mean or [0.0] * in_channels, "input_std": std or [1.0] * in_channels}
         for name, values in stats.items():
             self.register_buffer(name, torch.tensor(values).view(1, -1, 1, 1), persistent=False)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        checkpoint: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        weights_only: bool = True,
+        key: str = "CHECKPOINT",
+    ) -> ImageClassifier:
+        """The trained model of a checkpoint file, in eval mode on `device`: prediction, export, serving.
+
+        Unlike Lightning's `load_from_checkpoint`, every way the file can be wrong is one line naming it:
+        the network is rebuilt from the class path and arguments in the checkpoint's hyperparameters
+        (Lightning only instantiates already-imported subclasses), its weights are checked against the
+        network (missing/unexpected keys and shape mismatches listed), then loaded. The file is read by
+        `safe_load` (see it for `weights_only`).
+
+        Args:
+            checkpoint: A `.ckpt` file written by `python -m src.cli fit`.
+            device: Where the model goes.
+            weights_only: See `safe_load`; with False, also a checkpoint of a model built in Python around
+                a network object, or a whole `ImageClassifier` saved with `torch.save(model)`.
+            key: The option the path came from, which error messages start with.
+
+        Raises:
+            UserInputError: The file is missing, empty, corrupt, not a checkpoint of `ImageClassifier`,
+                holds pickled objects while `weights_only`, or weights of another network.
+        """
+        path = Path(checkpoint).expanduser()
+        content = safe_load(path, key, weights_only, opt_in="--no-weights-only")
+        if isinstance(content, cls):  # a whole pickled model (only without weights_only)
+            return content.to(device).eval()
+        not_ours = f"{key}: {path} is not a checkpoint of this project's {cls.__name__}"
+        if isinstance(content, nn.Module):
+            raise UserInputError(f"{not_ours} (it holds a pickled {type(content).__name__})")
+        if not isinstance(content, Mapping) or not isinstance(content.get("state_dict"), Mapping):
+            kind = (
+                "a state dict of weights only"
+                if isinstance(content, Mapping)
+                else f"a {type(content).__name__}"
+            )
+            raise UserInputError(
+                f"{not_ours} (it holds {kind}; "
+                "a network's weights go in `model.backbone_weights` for training)"
+            )
+        if "hyper_parameters" not in content:
+            raise UserInputError(f"{not_ours} (it has no hyperparameters to rebuild the network from)")
+        # Rebuild the model from the hyperparameters alone, then check the weights fit before loading
+        # them, so that a mismatch is reported as lists of keys instead of torch's page-long message.
+        skeleton = {k: v for k, v in content.items() if k not in ("state_dict", "optimizer_states")}
+        buffer = io.BytesIO()
+        torch.save({**skeleton, "state_dict": {}}, buffer)
+        buffer.seek(0)
+        try:
+            with warnings.catch_warnings():
+                # Lightning warns that the (empty) state dict lacks the model's keys: they are loaded below.
+                warnings.simplefilter("ignore")
+                # `backbone_weights` only initialised the network before training; the checkpoint has them.
+                model = cls.load_from_checkpoint(
+                    buffer, map_location="cpu", strict=False, weights_only=weights_only, backbone_weights=None
+                )
+        except Exception as err:
+            user_error = find_user_error(err)
+            reason = str(user_error) if user_error is not None else f"{type(err).__name__}: {one_line(err)}"
+            raise UserInputError(f"{not_ours} (cannot rebuild the model from it: {reason})") from err
+        network = type(model.backbone).__name__
+        message = f"{key}: {path}: its weights do not fit its {network}"
+        load_state_checked(model, content["state_dict"], message)
+        return model.to(device).eval()
 
     def configure_model(self) -> None:
         """Compile the network (once) if `compile` asks for it; the Trainer calls this for every stage."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from torchvision.transforms import v2
 
 
 def class_images(labels: np.ndarray, size: int = 28, channels: int = 0, seed: int = 0) -> np.ndarray:
@@ -127,8 +128,6 @@ def write_csv(path: Path, rows: list[tuple], header: tuple[str, ...] | None = No
 
 def flatten_transforms(transform):
     """All transforms inside (nested) v2.Compose objects, in order."""
-    from torchvision.transforms import v2
-
     if isinstance(transform, v2.Compose):
         for t in transform.transforms:
             yield from flatten_transforms(t)

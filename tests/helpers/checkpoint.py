@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from conftest import fast_cli_args
 from PIL import Image
 from torchvision.datasets import FashionMNIST
 
-from src.cli import cli_main
+from src.lightning_cli import cli_main
+from tests.helpers.cli import fast_cli_args
 
 #: FashionMNIST's class names, index = label id (what the checkpoint predicts).
 CLASSES = list(FashionMNIST.classes)
@@ -80,14 +80,3 @@ def trained_checkpoint(tmp_path_factory, data_root: Path) -> TrainedCheckpoint:
         )
         info.write_text(json.dumps(checkpoint.__dict__))
     return TrainedCheckpoint(**json.loads(info.read_text()))
-
-
-def run_command(main, args: list, capsys) -> tuple[int, str, str]:
-    """Run a command's `main(argv)` in this process: (exit status, stdout, stderr)."""
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err

@@ -1,4 +1,4 @@
-"""Faults for tests/test_faults.py, loaded by the CLI from a config (`class_path: fault_injection....`)."""
+"""Faults for tests/test_faults.py, loaded by the CLI from a config (`tests.helpers.faults.SignalAtStep`)."""
 
 from __future__ import annotations
 

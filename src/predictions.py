@@ -1,0 +1,168 @@
+"""Predictions on image files with a trained checkpoint: load, rank, format and write them.
+
+The library behind `python -m src.predict`, the CLI's `PredictionWriter` and the notebooks. The checkpoint
+alone is enough: it carries the class names, the input channels and size and the normalisation of the
+training data, so every image is prepared exactly as the evaluation data was.
+
+    from src.predictions import predict_files
+    predict_files("logs/quickstart/version_0/checkpoints/last.ckpt", ["photo.png"], top_k=3)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torchvision.transforms import v2
+
+from src.data.images import load_image
+from src.data.paths import expand_image_paths
+from src.errors import UserInputError
+from src.files import check_output_file, replace_when_done
+from src.models.classifier import ImageClassifier
+
+#: Formats `--output` (and the PredictionWriter callback) can write, by file extension.
+OUTPUT_FORMATS = (".csv", ".json")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """`auto`: the GPU when there is one, else the CPU; `cpu`; `cuda` (or `cuda:N`, which needs a GPU)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserInputError(f"--device: {device} asked for, but no CUDA GPU is available")
+    try:
+        return torch.device(device)
+    except RuntimeError as err:
+        raise UserInputError(f"--device: must be auto, cpu or cuda, got {device!r}") from err
+
+
+def load_model(
+    checkpoint: str | Path, device: str | torch.device = "cpu", weights_only: bool = True
+) -> ImageClassifier:
+    """The `ImageClassifier` of a checkpoint file, in eval mode on `device` (`auto`, `cpu`, `cuda`; see
+    `ImageClassifier.from_checkpoint` and, for `weights_only`, `safe_load`)."""
+    device = resolve_device(device) if isinstance(device, str) else device
+    return ImageClassifier.from_checkpoint(checkpoint, device, weights_only=weights_only, key="CHECKPOINT")
+
+
+def check_top_k(top_k: int, num_classes: int, key: str = "--top-k") -> int:
+    """`top_k` when it is between 1 and `num_classes`, else a `UserInputError` naming `key`."""
+    if not 1 <= top_k <= num_classes:
+        raise UserInputError(f"{key}: must be between 1 and {num_classes} (the model's classes), got {top_k}")
+    return top_k
+
+
+def rank_predictions(
+    paths: Sequence[str], probs: torch.Tensor, class_names: Sequence[str], top_k: int = 1
+) -> list[dict]:
+    """One dict per image: `path`, and the `top_k` best `classes` with their `probs`, best first.
+
+    Args:
+        paths: What names each image (its file path; or its index, for datasets without files).
+        probs: Class probabilities (N, num_classes), row `i` for `paths[i]`.
+        class_names: Name of each class, index = class id.
+        top_k: How many classes to keep per image.
+    """
+    values, indices = probs.detach().float().cpu().topk(top_k, dim=1)  # sorted, largest first
+    return [
+        {"path": str(path), "classes": [class_names[i] for i in idx], "probs": vals}
+        for path, idx, vals in zip(paths, indices.tolist(), values.tolist(), strict=True)
+    ]
+
+
+def check_output(output: str | Path, key: str = "--output") -> Path:
+    """`output` as a Path when it ends with one of `OUTPUT_FORMATS` and can be written, else a
+    `UserInputError` naming `key` (checked before predicting, so a mistake costs no time)."""
+    return check_output_file(output, OUTPUT_FORMATS, key)
+
+
+def write_predictions(rows: Sequence[dict], output: str | Path, key: str = "--output") -> Path:
+    """Write `rank_predictions` rows to a `.csv` or `.json` file (format chosen by the extension).
+
+    CSV: a header `path,class1,prob1,...,classK,probK`, then one row per image, probabilities with 6
+    decimals. JSON: a list of `{"path": ..., "classes": [...], "probs": [...]}`, one per image. The file
+    appears complete or not at all (`replace_when_done`).
+    """
+    path = check_output(output, key)
+    with replace_when_done(path, key) as temporary:
+        if path.suffix.lower() == ".json":
+            temporary.write_text(json.dumps(list(rows), indent=1) + "\n")
+        else:
+            top_k = max((len(row["classes"]) for row in rows), default=1)
+            header = ["path"] + [f"{name}{k}" for k in range(1, top_k + 1) for name in ("class", "prob")]
+            with temporary.open("w", newline="") as file:
+                writer = csv.writer(file)
+                writer.writerow(header)
+                for row in rows:
+                    pairs = zip(row["classes"], row["probs"], strict=True)
+                    writer.writerow([row["path"]] + [c for name, p in pairs for c in (name, f"{p:.6f}")])
+    return path
+
+
+def format_rows(rows: Sequence[dict]) -> list[str]:
+    """Lines for the terminal: the path (padded), then `class prob` pairs, best first.
+
+    >>> format_rows([{"path": "a.png", "classes": ["Bag", "Coat"], "probs": [0.9, 0.05]}])
+    ['a.png  Bag 0.900  Coat 0.050']
+    """
+    width = max((len(row["path"]) for row in rows), default=0)
+    return [
+        row["path"].ljust(width)
+        + "".join(f"  {name} {p:.3f}" for name, p in zip(row["classes"], row["probs"], strict=True))
+        for row in rows
+    ]
+
+
+@torch.inference_mode()
+def predict_files(
+    checkpoint: str | Path,
+    paths: Sequence[str | Path] | str,
+    top_k: int = 1,
+    device: str = "auto",
+    batch_size: int = 64,
+    weights_only: bool = True,
+) -> list[dict]:
+    """Predict image files with a checkpoint; one dict per image, in the order of `paths`.
+
+    Each image is loaded as the model's evaluation data was: `load_image` with the checkpoint's
+    `in_channels` and `image_size`, scaled to [0, 1] floats and normalised with its `mean`/`std`.
+
+    Args:
+        checkpoint: A `.ckpt` file written by training (`ImageClassifier`).
+        paths: Image files, folders (their image files, sorted; not sub-folders) or glob patterns.
+        top_k: How many classes to return per image, best first.
+        device: `auto` (GPU when available), `cpu` or `cuda`.
+        batch_size: Images per forward pass.
+        weights_only: Refuse a checkpoint of pickled Python objects (see `safe_load`).
+
+    Returns:
+        `[{"path": "x.png", "classes": ["Sneaker", ...], "probs": [0.973, ...]}, ...]`, `top_k` each.
+
+    Raises:
+        UserInputError: A missing checkpoint or image, an empty folder, a pattern without a match, an
+            unreadable image, a file that is not a checkpoint of this project (or holds pickled objects
+            while `weights_only`), a `top_k` out of range (one line naming it).
+    """
+    if batch_size < 1:
+        raise UserInputError(f"--batch-size: must be at least 1, got {batch_size}")
+    files = expand_image_paths(paths)
+    model = load_model(checkpoint, resolve_device(device), weights_only)
+    hparams = model.hparams
+    check_top_k(top_k, len(model.class_names))
+    image_size = tuple(hparams.image_size)
+    to_tensor = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
+    device = model.input_mean.device
+    rows = []
+    for start in range(0, len(files), batch_size):
+        chunk = files[start : start + batch_size]
+        images = [
+            to_tensor(load_image(f, channels=hparams.in_channels, image_size=image_size)) for f in chunk
+        ]
+        batch = model.normalize(torch.stack(images).to(device))
+        probs = model(batch).softmax(dim=-1)
+        rows += rank_predictions(chunk, probs, model.class_names, top_k)
+    return rows
