@@ -41,8 +41,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from benchmarks.timers import EpochTimer, TimeToAccuracy
-from src.cli import cli_main
 from src.errors import find_user_error
+from src.lightning_cli import cli_main
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -64,7 +64,7 @@ def check_writable(folder: str | Path, key: str) -> None:
             probe.unlink(missing_ok=True)
 
 
-def check_output_file(output: str | Path, suffixes: tuple[str, ...], key: str = "--output") -> Path:
+def check_output_file(output: str | os.PathLike, suffixes: tuple[str, ...], key: str = "--output") -> Path:
     """`output` as a Path when it ends with one of `suffixes` and its folder can be written, else a
     `UserInputError` naming `key` (checked before the work, so a mistake costs no time).
 

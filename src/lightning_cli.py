@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from jsonargparse import ArgumentError, Namespace
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
+import src.data
 from src.callbacks import (
     Checkpoint,
     EvaluationFigures,
@@ -48,6 +49,10 @@ LINKS = {
 }
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+#: Every datamodule of `src.data`, imported here (the package imports them lazily) so that a config may
+#: name one by its class name alone: `--data FashionMNISTDataModule`.
+DATAMODULES = [getattr(src.data, name) for name in src.data.__all__ if name.endswith("DataModule")]
 
 #: Where runs go without `--trainer.default_root_dir`: `logs/<config name>/version_N/`.
 DEFAULT_ROOT_DIR = "logs"
@@ -223,18 +228,25 @@ class ImageClassificationCLI(LightningCLI):
             class_names = getattr(self.datamodule, "class_names", None)
             check_checkpoint(self.checkpoint, config.ckpt_path, self.model, class_names)
             self.checkpoint = None  # Lightning loads the file itself to restore it
-        if self.subcommand != "fit" or self.trainer.fast_dev_run or rank_zero_only.rank != 0:
+        # Lightning sets `Trainer.fast_dev_run` and `rank_zero_only.rank` at runtime without declaring them.
+        if (
+            self.subcommand != "fit"
+            or self.trainer.fast_dev_run  # type: ignore[attr-defined]
+            or rank_zero_only.rank != 0  # type: ignore[attr-defined]
+        ):
             return  # (other DDP processes would create log folders of their own)
         check_writable(self.trainer.default_root_dir, "trainer.default_root_dir")
         logger = self.trainer.logger
         if isinstance(logger, Logger) and logger.log_dir:
             check_writable(logger.log_dir, "trainer.logger (log folder)")
         for callback in self.trainer.checkpoint_callbacks:
-            if getattr(callback, "dirpath", None):
-                check_writable(callback.dirpath, "checkpoint dirpath")
+            dirpath = getattr(callback, "dirpath", None)
+            if dirpath:
+                check_writable(dirpath, "checkpoint dirpath")
 
     def after_fit(self) -> None:
-        callback = self.trainer.checkpoint_callback
+        # This project's checkpoint callbacks are `ModelCheckpoint`s (Lightning types them `Checkpoint`).
+        callback = cast(ModelCheckpoint | None, self.trainer.checkpoint_callback)
         best = callback.best_model_path if callback is not None else ""
         if self.config.fit.get("test_after_fit"):
             if getattr(self.datamodule, "has_test_split", True):
@@ -247,6 +259,7 @@ class ImageClassificationCLI(LightningCLI):
             elif self.trainer.is_global_zero:
                 print("No test split in the data config: skipping the test after fit.")
         if self.trainer.is_global_zero and best:
+            assert callback is not None  # `best` comes from it
             print(f"Best checkpoint: {best} ({callback.monitor} = {callback.best_model_score:.4f})")
             print(f"Last checkpoint: {callback.last_model_path}")
             if "test/acc" in self.trainer.callback_metrics:

@@ -29,9 +29,11 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import cast
 
 import onnx
 import torch
+from lightning.pytorch.utilities import AttributeDict
 from torch import nn
 
 from src.files import check_output_file, replace_when_done
@@ -75,7 +77,7 @@ def export_onnx(
     """
     path = check_output_file(output, (".onnx",), key="--output")
     model = ImageClassifier.from_checkpoint(checkpoint, "cpu", weights_only=weights_only, key="CHECKPOINT")
-    hparams = model.hparams
+    hparams = cast(AttributeDict, model.hparams)
     channels, size = int(hparams.in_channels), tuple(int(s) for s in hparams.image_size)
     wrapper = ProbabilitiesFromImages(model).eval()
     example = torch.rand(2, channels, *size)  # batch 2: a batch of 1 could be specialised
@@ -92,6 +94,7 @@ def export_onnx(
             external_data=False,
             verbose=False,
         )
+    assert program is not None  # `dynamo=True` returns an ONNXProgram
     proto = program.model_proto
     onnx.helper.set_model_props(
         proto,

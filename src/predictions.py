@@ -14,8 +14,10 @@ import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import torch
+from lightning.pytorch.utilities import AttributeDict
 from torchvision.transforms import v2
 
 from src.data.images import load_image
@@ -151,18 +153,18 @@ def predict_files(
         raise UserInputError(f"--batch-size: must be at least 1, got {batch_size}")
     files = expand_image_paths(paths)
     model = load_model(checkpoint, resolve_device(device), weights_only)
-    hparams = model.hparams
+    hparams = cast(AttributeDict, model.hparams)
     check_top_k(top_k, len(model.class_names))
     image_size = tuple(hparams.image_size)
     to_tensor = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
-    device = model.input_mean.device
+    model_device = model.input_mean.device
     rows = []
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]
         images = [
             to_tensor(load_image(f, channels=hparams.in_channels, image_size=image_size)) for f in chunk
         ]
-        batch = model.normalize(torch.stack(images).to(device))
+        batch = model.normalize(torch.stack(images).to(model_device))
         probs = model(batch).softmax(dim=-1)
         rows += rank_predictions(chunk, probs, model.class_names, top_k)
     return rows

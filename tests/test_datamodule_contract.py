@@ -77,7 +77,9 @@ DATAMODULES: dict[str, tuple[Callable[[Path], VisionDataModule], tuple[int, int,
 @pytest.fixture(autouse=True)
 def _no_md5_check(monkeypatch):
     """Generated CIFAR-10 files cannot have the official MD5 sums: check only that they exist."""
-    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: os.path.isfile(path))
+    monkeypatch.setattr(
+        torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: os.path.isfile(path)
+    )
 
 
 @pytest.mark.parametrize("name", list(DATAMODULES))
@@ -100,7 +102,7 @@ def test_datamodule_contract(name, tmp_path):
             x, y = dm.on_after_batch_transfer(batch, 0)  # what the model receives (in-memory: normalised)
             assert x.shape[1:] == (dm.in_channels, *dm.image_size) and x.dtype == torch.float32, split
             assert y.shape == (len(x),) and y.dtype == torch.int64, split
-            assert 0 <= y.min() and y.max() < dm.num_classes, split
+            assert y.min() >= 0 and y.max() < dm.num_classes, split
             assert x.min() < 0  # normalised, not in [0, 1]
             seen += len(x)
         assert seen == len(loader.dataset), split

@@ -35,7 +35,11 @@ def test_default_logger_is_tensorboard_in_default_root_dir_named_after_the_confi
 
 def test_a_config_without_a_file_name_logs_as_lightning_does(fashion_mnist_root, tmp_path):
     args = ["--model=ImageClassifier", "--model.backbone=src.models.components.LeNet"]
-    args += ["--data=FashionMNISTDataModule", f"--data.data_dir={fashion_mnist_root}", "--data.download=false"]
+    args += [
+        "--data=FashionMNISTDataModule",
+        f"--data.data_dir={fashion_mnist_root}",
+        "--data.download=false",
+    ]
     args += ["--data.val_size=80", "--data.num_workers=0", f"--trainer.default_root_dir={tmp_path}"]
     cli = cli_main(["fit", *args, *QUICK, "--trainer.enable_progress_bar=false", "--test_after_fit=false"])
     assert Path(cli.trainer.logger.log_dir) == tmp_path / "lightning_logs" / "version_0"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from torchvision.transforms import v2
 
 from src.data import ImageFolderDataModule

@@ -39,10 +39,21 @@ def test_model_checkpoint_internals(tmp_path):
     assert callback._every_n_train_steps == 3
     assert callback._last_global_step_saved == 0
     assert callable(callback._save_last_checkpoint) and callable(callback._monitor_candidates)
-    assert list(inspect.signature(callback._save_last_checkpoint).parameters) == ["trainer", "monitor_candidates"]
+    assert list(inspect.signature(callback._save_last_checkpoint).parameters) == [
+        "trainer",
+        "monitor_candidates",
+    ]
 
 
 def test_fit_loop_counts_batches_that_stepped(fast_args):
-    cli = cli_main(["fit", *fast_args, "--trainer.max_epochs=1", "--trainer.limit_train_batches=3",
-                    "--trainer.limit_val_batches=1", "--test_after_fit=false"])
+    cli = cli_main(
+        [
+            "fit",
+            *fast_args,
+            "--trainer.max_epochs=1",
+            "--trainer.limit_train_batches=3",
+            "--trainer.limit_val_batches=1",
+            "--test_after_fit=false",
+        ]
+    )
     assert cli.trainer.fit_loop.epoch_loop._batches_that_stepped == 3 == cli.trainer.global_step

@@ -16,7 +16,6 @@ from src.errors import UserInputError
 from src.export import main as export_main
 from src.models import ImageClassifier
 from src.models.components import LeNet, TorchvisionResNet
-from src.models import ImageClassifier
 from src.models.loading import load_weights, read_state_dict
 from src.predict import main as predict_main
 from tests.helpers.cli import run_command

@@ -16,8 +16,8 @@ from PIL import Image
 
 from src.data.image_files import load_image
 from src.errors import UserInputError
-from src.lightning_cli import cli_main
 from src.files import replace_when_done
+from src.lightning_cli import cli_main
 from src.predict import main
 from src.predictions import format_rows, predict_files
 from tests.helpers.checkpoint import CLASSES

@@ -15,7 +15,7 @@ class Checkpoint(ModelCheckpoint):
     """
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not trainer.fast_dev_run:
+        if not trainer.fast_dev_run:  # type: ignore[attr-defined]  # set by Lightning, not declared
             super().on_train_end(trainer, pl_module)
 
 
@@ -42,7 +42,7 @@ class StepCheckpoint(Checkpoint):
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # ModelCheckpoint writes last.ckpt at the end only if it never wrote it: write the final state.
-        if trainer.fast_dev_run or self._every_n_train_steps == 0:
+        if trainer.fast_dev_run or self._every_n_train_steps == 0:  # type: ignore[attr-defined]  # see above
             return
         if self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

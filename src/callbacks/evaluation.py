@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, cast
 
 import torch
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import AttributeDict
 from matplotlib.figure import Figure
 from torchmetrics.classification import MulticlassConfusionMatrix
 
@@ -67,6 +68,7 @@ class EvaluationFigures(Callback):
             )
         images, target = batch[0], batch[1]
         preds = outputs["preds"].detach()
+        assert self._confmat is not None  # made by `_start` at the start of the epoch
         self._confmat.update(preds, target)
         room = self.num_misclassified - len(self._examples)
         if room > 0:
@@ -133,6 +135,7 @@ class EvaluationFigures(Callback):
             print(per_class_table(names, confmat))
 
     def _compute(self) -> torch.Tensor:
+        assert self._confmat is not None  # made by `_start` at the start of the epoch
         confmat = self._confmat.compute().cpu()
         self._confmat.reset()
         return confmat
@@ -231,7 +234,7 @@ def _class_names(pl_module: LightningModule) -> list[str]:
     names = getattr(pl_module, "class_names", None)
     if names:
         return list(names)
-    return [str(i) for i in range(pl_module.hparams.num_classes)]
+    return [str(i) for i in range(cast(AttributeDict, pl_module.hparams).num_classes)]
 
 
 def _metric_keys(class_names: list[str]) -> list[str]:

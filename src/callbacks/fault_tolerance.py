@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -93,7 +93,8 @@ class RandomStateCheckpoint(Callback):
         self._loaded: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        np_state = np.random.get_state()
+        # numpy's stubs pick the `dict` overload, but the default `legacy=True` gives the MT19937 tuple.
+        np_state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
         state = {
             "torch": torch.get_rng_state(),
             "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],

@@ -49,6 +49,7 @@ class PredictionWriter(BasePredictionWriter):
         if trainer.predict_loop.num_dataloaders == 1:
             predictions, batch_indices = [predictions], batch_indices[:1]
         class_names = getattr(pl_module, "class_names", None)
+        assert class_names is not None  # an `ImageClassifier` always has them
         top_k = check_top_k(self.top_k, len(class_names), key="PredictionWriter.top_k")
         loaders = trainer.predict_dataloaders
         loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
@@ -66,7 +67,7 @@ class PredictionWriter(BasePredictionWriter):
         self.written = write_predictions(rows, output, key="PredictionWriter.output")
         message = f"Wrote {len(rows)} predictions to {self.written}"
         bar = trainer.progress_bar_callback
-        if bar is not None and bar.is_enabled:
+        if bar is not None and getattr(bar, "is_enabled", False):  # TQDM and Rich bars have it
             bar.print(message)  # on its own line, not inside the progress bar's
         else:
             print(message)
@@ -82,6 +83,7 @@ def sample_names(dataset: Dataset) -> list[str] | None:
         names = sample_names(dataset.dataset)
         return None if names is None else [names[i] for i in dataset.indices]
     paths = getattr(dataset, "paths", None)
-    if paths is None and getattr(dataset, "samples", None) is not None:
-        paths = [sample[0] for sample in dataset.samples]
+    samples = getattr(dataset, "samples", None) if paths is None else None
+    if samples is not None:
+        paths = [sample[0] for sample in samples]
     return None if paths is None else [str(p) for p in paths]

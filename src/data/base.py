@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sized
+from typing import cast
 
 import torch
 from lightning import LightningDataModule
@@ -66,8 +67,6 @@ class VisionDataModule(LightningDataModule):
     #: Per-channel normalisation statistics of the training set.
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    #: Whether there is a test split (`fit` ends with a test of the best checkpoint only when there is).
-    has_test_split: bool = True
 
     def __init__(
         self,
@@ -118,6 +117,14 @@ class VisionDataModule(LightningDataModule):
     def make_val_dataset(self, transform: Callable) -> Dataset | None:
         """A validation set of its own, or None (the default) to split one off the training set."""
         return None
+
+    @property
+    def has_test_split(self) -> bool:
+        """Whether there is a test split (`fit` ends with a test of the best checkpoint only when there is).
+
+        True here; a subclass whose test split is optional overrides it.
+        """
+        return True
 
     def augmentations(self) -> list[v2.Transform]:
         """Training-only augmentations, applied to uint8 images before normalisation."""
@@ -177,11 +184,12 @@ class VisionDataModule(LightningDataModule):
         """The training subset and the validation set, with the given transforms."""
         train_full = self.make_dataset(train=True, transform=train_transform)
         val_set = self.make_val_dataset(transform=eval_transform)
+        n_train = len(cast(Sized, train_full))  # map-style datasets, all with a length
         if val_set is None:
-            train_idx, val_idx = self._split_indices(len(train_full))
+            train_idx, val_idx = self._split_indices(n_train)
             val_set = Subset(self.make_dataset(train=True, transform=eval_transform), val_idx)
         else:
-            train_idx = list(range(len(train_full)))
+            train_idx = list(range(n_train))
         return Subset(train_full, self._subset_indices(train_idx)), val_set
 
     def setup(self, stage: str) -> None:
@@ -198,9 +206,8 @@ class VisionDataModule(LightningDataModule):
     def make_predict_dataset(self, inputs: list[str]) -> Dataset:
         """The images of `predict_paths`, loaded as the model expects them, with the evaluation transforms."""
         paths = expand_image_paths(inputs, key="data.predict_paths", csv_lists=True)
-        return ImageFilesDataset(
-            paths, None, self.eval_transforms(), self.in_channels, tuple(self.image_size)
-        )
+        image_size = cast(tuple[int, int], tuple(self.image_size))  # a config may give a list
+        return ImageFilesDataset(paths, None, self.eval_transforms(), self.in_channels, image_size)
 
     def compute_mean_std(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and std of the training images, to put in a config as `mean`/`std`.

@@ -42,7 +42,9 @@ class CIFAR10DataModule(InMemoryVisionDataModule):
 
     def bad_file(self) -> Path | None:
         """The first batch (or meta) file that is not a pickle of the keys torchvision reads."""
-        keys = {name: ("data", "labels") for name, _ in CIFAR10.train_list + CIFAR10.test_list}
+        keys: dict[str, tuple[str, ...]] = {
+            name: ("data", "labels") for name, _ in CIFAR10.train_list + CIFAR10.test_list
+        }
         keys[CIFAR10.meta["filename"]] = (CIFAR10.meta["key"],)
         for name, needed in keys.items():
             path = self.files_folder() / name

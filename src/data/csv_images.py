@@ -82,7 +82,7 @@ class CSVImageDataset(ImageFilesDataset):
             columns are ignored.
         img_dir: Folder the images are in; default: the CSV file's folder.
         class_names: Names of the classes, index = label id; default: found in the CSV (see
-            `infer_class_names`).
+            `src.data.labels.infer_class_names`).
         transform: Applied to each PIL image.
         channels: 1 (grayscale) or 3 (RGB): what the images are converted to.
         image_size: (height, width) the images are resized to; None keeps each file's size.

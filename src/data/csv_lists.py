@@ -17,17 +17,11 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from src.errors import count, problems_error, short_list
+from src.data.labels import as_int, infer_class_names, label_id
+from src.errors import count, problems_error
 
 #: Examples named in a warning (duplicated rows, skipped images, ...).
 EXAMPLES = 3
-
-
-def _as_int(cell: str) -> int | None:
-    try:
-        return int(cell)
-    except ValueError:
-        return None
 
 
 @dataclass
@@ -93,36 +87,22 @@ def _read_rows(
     if header is None and good and good[0].line == rows[0][0]:
         first = good[0]
         known = set(class_names) if class_names is not None else {row.label for row in good[1:]}
-        header = not Path(first.path).suffix and _as_int(first.label) is None and first.label not in known
+        header = not Path(first.path).suffix and as_int(first.label) is None and first.label not in known
     if header and good and good[0].line == rows[0][0]:
         good = good[1:]
         if len(rows) == 1:
             problems.append(f"{file}: no images listed (only a header row)")
-    for row in good:
-        if not row.path:
-            problems.append(f"{file}:{row.line}: empty image path")
-        if not row.label:
-            problems.append(f"{file}:{row.line}: empty label")
+    for entry in good:
+        if not entry.path:
+            problems.append(f"{file}:{entry.line}: empty image path")
+        if not entry.label:
+            problems.append(f"{file}:{entry.line}: empty label")
     return [row for row in good if row.path and row.label]
-
-
-def infer_class_names(labels: list[str]) -> list[str]:
-    """Class names of a label column: `str(i)` up to the largest id for integer labels, else sorted names.
-
-    >>> infer_class_names(["2", "0", "2"])
-    ['0', '1', '2']
-    >>> infer_class_names(["dog", "cat", "dog"])
-    ['cat', 'dog']
-    """
-    ids = [_as_int(label) for label in labels]
-    if ids and all(i is not None for i in ids):
-        return [str(i) for i in range(max(max(ids) + 1, 0))]
-    return sorted(set(labels))
 
 
 def _infer_class_names(file: Path, rows: list[_Row], problems: list[str]) -> list[str]:
     """`infer_class_names` of the rows; labels that mix names and integer ids are problems."""
-    is_id = [_as_int(row.label) is not None for row in rows]
+    is_id = [as_int(row.label) is not None for row in rows]
     if any(is_id) and not all(is_id):
         minority = sum(is_id) < len(is_id) / 2  # True: the ids are the odd ones out
         for row, row_is_id in zip(rows, is_id, strict=True):
@@ -135,18 +115,6 @@ def _infer_class_names(file: Path, rows: list[_Row], problems: list[str]) -> lis
                     "(give class_names to use both)"
                 )
     return infer_class_names([row.label for row in rows])
-
-
-def _label_id(label: str, index: dict[str, int]) -> int | str:
-    """The id of a label (a class name or an integer id), or what is wrong with it."""
-    if label in index:
-        return index[label]
-    i = _as_int(label)
-    if i is None:
-        return f"unknown class name {label!r} (the classes are {short_list(list(index), quote=True)})"
-    if not 0 <= i < len(index):
-        return f"label {i} out of range for {len(index)} classes (0 to {len(index) - 1})"
-    return i
 
 
 def _real_path(path: Path, real_dirs: dict[Path, Path]) -> Path:
@@ -182,7 +150,7 @@ def _check_rows(
     repeats: list[tuple[int, int]] = []
     for row in rows:
         where = f"{file}:{row.line}"
-        label = _label_id(row.label, index)
+        label = label_id(row.label, index)
         if isinstance(label, str):
             problems.append(f"{where}: {label}")
         if "\x00" in row.path:
@@ -272,7 +240,7 @@ def read_image_lists(
         annotations_files: The CSV files; the first is the training CSV.
         img_dir: Folder the paths are relative to; default: each CSV file's folder.
         class_names: Names of the classes, index = label id; default: from the first CSV (see
-            `infer_class_names`).
+            `src.data.labels.infer_class_names`).
         header: Whether the CSVs start with a header row; None detects it: the first row is a header when
             its path has no file extension and its label is neither an integer nor a known class name (one
             of `class_names`, or when those are not given, a label that another row has).

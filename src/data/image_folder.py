@@ -56,10 +56,11 @@ class ImageFolderDataModule(ImageFilesDataModule):
                 f"({short_list(root_classes, quote=True)}) in {root}"
             )
         for key in ("val_root", "test_root"):
-            if classes[key] and root_classes and classes[key] != root_classes:
+            key_classes = classes[key]
+            if key_classes and root_classes and key_classes != root_classes:
                 problems.append(
                     f"data.{key}: the class folders of {getattr(self, key)} "
-                    f"({short_list(classes[key], quote=True)}) "
+                    f"({short_list(key_classes, quote=True)}) "
                     f"differ from those of data.root ({short_list(root_classes, quote=True)})"
                 )
         if problems:

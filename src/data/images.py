@@ -40,8 +40,8 @@ def load_image(path: str | Path, channels: int = 3, image_size: tuple[int, int] 
             large (one line naming the file).
     """
     try:
-        with Image.open(path) as image:
-            image = _to_mode(ImageOps.exif_transpose(image), MODES[channels])
+        with Image.open(path) as opened:
+            image = _to_mode(ImageOps.exif_transpose(opened), MODES[channels])
     except FileNotFoundError as err:
         raise UserInputError(f"{path}: image file not found") from err
     except IsADirectoryError as err:

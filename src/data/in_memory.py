@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.datasets import VisionDataset
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
@@ -212,9 +212,22 @@ class InMemoryVisionDataModule(VisionDataModule):
         if stage in ("test", "predict") and self.test_set is None:
             self.test_set = self.tensor_dataset(train=False)
 
-    def _loader(self, dataset, shuffle: bool, drop_last: bool = False, **kwargs):
-        if not self.uses_tensors or not isinstance(root_dataset(dataset), TensorImageDataset):
-            return super()._loader(dataset, shuffle, drop_last, **kwargs)
+    def _loader(
+        self,
+        dataset: Dataset | None,
+        shuffle: bool,
+        drop_last: bool = False,
+        collate_fn: Callable | None = None,
+        num_workers: int | None = None,
+    ) -> DataLoader:
+        if (
+            dataset is None
+            or not self.uses_tensors
+            or not isinstance(root_dataset(dataset), TensorImageDataset)
+        ):
+            return super()._loader(
+                dataset, shuffle, drop_last, collate_fn=collate_fn, num_workers=num_workers
+            )
         # One indexing operation per batch in the main process: worker processes would only add copies.
         return super()._loader(dataset, shuffle, drop_last, collate_fn=collate_batch, num_workers=0)
 

@@ -64,8 +64,8 @@ def _is_image(path: str | Path) -> bool:
 
 def _read_path_list(path: Path, key: str) -> list[str]:
     """The image paths in the first column of a CSV file (header row skipped, relative to its folder)."""
-    with path.open(newline="", encoding="utf-8-sig") as file:
-        cells = [(line, row[0].strip()) for line, row in enumerate(csv.reader(file), start=1) if row]
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        cells = [(line, row[0].strip()) for line, row in enumerate(csv.reader(handle), start=1) if row]
     cells = [(line, cell) for line, cell in cells if cell]
     if cells and not Path(cells[0][1]).suffix:
         cells = cells[1:]  # a header row

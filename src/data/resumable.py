@@ -85,10 +85,15 @@ class ResumableDataLoader(DataLoader):
         super().__init__(dataset, sampler=sampler or ResumableSampler(len(dataset), seed), **kwargs)
         self._batches = 0
 
-    def __iter__(self) -> Iterator[Any]:
+    # A generator rather than DataLoader's `_BaseDataLoaderIter`: callers only iterate over it.
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         # Runs at the first `next()`, after Lightning's `set_epoch`: a resumed epoch counts from its start.
-        resume = self.sampler._resume if isinstance(self.sampler, ResumableSampler) else None
-        self._batches = resume[1] // self.batch_size if resume and resume[0] == self.sampler.epoch else 0
+        self._batches = 0
+        if isinstance(self.sampler, ResumableSampler):
+            resume = self.sampler._resume
+            if resume and resume[0] == self.sampler.epoch:
+                assert self.batch_size is not None  # `load_state_dict` resumes only with a batch size
+                self._batches = resume[1] // self.batch_size
         for batch in super().__iter__():
             self._batches += 1
             yield batch

@@ -33,6 +33,7 @@ def channel_mean_std(
         count += pixels.shape[1]
     if total is None:
         raise ValueError("channel_mean_std: the dataset is empty")
+    assert total_sq is not None  # set together with `total`
     mean = total / count
     std = (total_sq / count - mean**2).clamp(min=0).sqrt()
     return mean.tolist(), std.tolist()

@@ -62,6 +62,10 @@ class ImageClassifier(LightningModule):
             `dynamic=None`, the batch dimension is dynamic.
     """
 
+    # Buffers registered in `__init__` (typed here: `nn.Module.__getattr__` returns `Tensor | Module`).
+    input_mean: torch.Tensor
+    input_std: torch.Tensor
+
     def __init__(
         self,
         backbone: nn.Module,

@@ -75,6 +75,7 @@ class ResNet(nn.Module):
         width: int = 64,
     ) -> None:
         super().__init__()
+        layers: list[tuple[str, nn.Module]]
         if stem == "cifar":
             layers = [("conv1", nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False))]
         else:
