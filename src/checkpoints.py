@@ -6,7 +6,7 @@ from pathlib import Path
 
 from torch import nn
 
-from src.errors import UserInputError
+from src.errors import UserInputError, short_list
 from src.models.loading import safe_load, state_dict_mismatch
 
 
@@ -90,16 +90,6 @@ def check_checkpoint(
     saved = (checkpoint.get("hyper_parameters") or {}).get("class_names")
     if class_names is not None and saved is not None and list(saved) != list(class_names):
         raise UserInputError(
-            f"--ckpt_path: {path} was trained on classes {_classes(saved)}, "
-            f"the data has {_classes(class_names)}"
+            f"--ckpt_path: {path} was trained on classes [{short_list(saved, 5)}], "
+            f"the data has [{short_list(class_names, 5)}]"
         )
-
-
-def _classes(names: list[str]) -> str:
-    """A list of class names for a message: the first few, and how many.
-
-    >>> _classes(["a", "b"]), _classes("abcdefg")
-    ('[a, b] (2)', '[a, b, c, d, e, ...] (7)')
-    """
-    more = ", ..." if len(names) > 5 else ""
-    return f"[{', '.join(str(name) for name in list(names)[:5])}{more}] ({len(names)})"

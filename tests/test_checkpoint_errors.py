@@ -92,8 +92,8 @@ BAD_FILES = {
     ),
     "other class names": (
         other_classes,
-        "--ckpt_path: {p} was trained on classes [class0, class1, class2, class3, class4, ...] (10), "
-        "the data has [T-shirt/top, Trouser, Pullover, Dress, Coat, ...] (10)",
+        "--ckpt_path: {p} was trained on classes [class0, class1, class2, class3, class4, ... (10 in all)], "
+        "the data has [T-shirt/top, Trouser, Pullover, Dress, Coat, ... (10 in all)]",
     ),
     "missing": (missing, "--ckpt_path: file {p} not found"),
 }
