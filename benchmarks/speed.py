@@ -41,7 +41,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from benchmarks.timers import EpochTimer, TimeToAccuracy
-from src.errors import find_user_error
+from src.errors import exit_on_user_error
 from src.lightning_cli import cli_main
 
 
@@ -386,11 +386,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    try:
+    with exit_on_user_error():
         main()
-    except Exception as err:
-        user_error = find_user_error(err)
-        if user_error is None:
-            raise
-        print(f"error: {user_error}", file=sys.stderr)
-        sys.exit(1)
