@@ -76,7 +76,7 @@ def export_onnx(
         UserInputError: The checkpoint is missing or not one, or `output` cannot be written.
     """
     path = check_output_file(output, (".onnx",), key="--output")
-    model = ImageClassifier.from_checkpoint(checkpoint, "cpu", weights_only=weights_only, key="CHECKPOINT")
+    model = ImageClassifier.from_checkpoint(checkpoint, "cpu", weights_only)
     hparams = cast(AttributeDict, model.hparams)
     channels, size = int(hparams.in_channels), tuple(int(s) for s in hparams.image_size)
     wrapper = ProbabilitiesFromImages(model).eval()

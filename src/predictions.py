@@ -42,15 +42,6 @@ def resolve_device(device: str = "auto") -> torch.device:
         raise UserInputError(f"--device: must be auto, cpu or cuda, got {device!r}") from err
 
 
-def load_model(
-    checkpoint: str | Path, device: str | torch.device = "cpu", weights_only: bool = True
-) -> ImageClassifier:
-    """The `ImageClassifier` of a checkpoint file, in eval mode on `device` (`auto`, `cpu`, `cuda`; see
-    `ImageClassifier.from_checkpoint` and, for `weights_only`, `safe_load`)."""
-    device = resolve_device(device) if isinstance(device, str) else device
-    return ImageClassifier.from_checkpoint(checkpoint, device, weights_only=weights_only, key="CHECKPOINT")
-
-
 def check_top_k(top_k: int, num_classes: int, key: str = "--top-k") -> int:
     """`top_k` when it is between 1 and `num_classes`, else a `UserInputError` naming `key`."""
     if not 1 <= top_k <= num_classes:
@@ -152,7 +143,7 @@ def predict_files(
     if batch_size < 1:
         raise UserInputError(f"--batch-size: must be at least 1, got {batch_size}")
     files = expand_image_paths(paths)
-    model = load_model(checkpoint, resolve_device(device), weights_only)
+    model = ImageClassifier.from_checkpoint(checkpoint, resolve_device(device), weights_only)
     hparams = cast(AttributeDict, model.hparams)
     check_top_k(top_k, len(model.class_names))
     image_size = tuple(hparams.image_size)

@@ -27,6 +27,12 @@ def make_dm(root, **kwargs) -> FashionMNISTDataModule:
     return FashionMNISTDataModule(data_dir=str(root), **kwargs)
 
 
+def test_class_names_are_torchvisions(fashion_mnist_root):
+    dm = make_dm(fashion_mnist_root)
+    assert dm.num_classes == len(dm.class_names) == 10
+    assert dm.class_names[0] == "T-shirt/top"
+
+
 def test_train_and_val_are_disjoint_and_cover_the_training_set(fashion_mnist_root):
     dm = make_dm(fashion_mnist_root)
     dm.setup("fit")

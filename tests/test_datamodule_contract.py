@@ -40,7 +40,7 @@ def cifar10(root: Path, in_memory: bool) -> VisionDataModule:
     return CIFAR10DataModule(data_dir=str(root), val_size=50, download=False, in_memory=in_memory, **LOADER)
 
 
-def csv_images(root: Path) -> VisionDataModule:
+def csv_images(root: Path, channels: int = 3, image_size: tuple[int, int] = (20, 16)) -> VisionDataModule:
     listed = make_image_folder(root / "images", CLASSES, n_per_class=8)  # 24 images of mixed sizes
     write_csv(root / "train.csv", listed, header=("path", "label"))
     write_csv(root / "test.csv", listed[:9])
@@ -48,8 +48,8 @@ def csv_images(root: Path) -> VisionDataModule:
         annotations_file=str(root / "train.csv"),
         test_annotations_file=str(root / "test.csv"),
         img_dir=str(root / "images"),
-        channels=3,
-        image_size=(20, 16),
+        channels=channels,
+        image_size=image_size,
         val_size=6,
         **LOADER,
     )
@@ -70,6 +70,7 @@ DATAMODULES: dict[str, tuple[Callable[[Path], VisionDataModule], tuple[int, int,
     "CIFAR-10 in memory": (lambda root: cifar10(root, True), (150, 50, 40)),
     "CIFAR-10 per sample": (lambda root: cifar10(root, False), (150, 50, 40)),
     "CSV images": (csv_images, (18, 6, 9)),
+    "CSV images, 1 channel": (lambda root: csv_images(root, 1, (20, 24)), (18, 6, 9)),
     "image folder": (image_folder, (18, 6, 6)),
 }
 
@@ -104,5 +105,8 @@ def test_datamodule_contract(name, tmp_path):
             assert y.shape == (len(x),) and y.dtype == torch.int64, split
             assert y.min() >= 0 and y.max() < dm.num_classes, split
             assert x.min() < 0  # normalised, not in [0, 1]
+            # Images in [0, 1] normalised with the datamodule's mean/std, channel by channel.
+            mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in (dm.mean, dm.std))
+            assert (x >= -mean / std - 1e-5).all() and (x <= (1 - mean) / std + 1e-5).all(), split
             seen += len(x)
         assert seen == len(loader.dataset), split

@@ -11,7 +11,7 @@ from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms import v2
 
-from src.data.datasets import ImageFilesDataset
+from src.data.datasets import ImageFilesDataset, TensorImageDataset, collate_batch, root_dataset
 from src.data.paths import expand_image_paths
 from src.data.resumable import resumable
 from src.data.statistics import channel_mean_std
@@ -221,17 +221,14 @@ class VisionDataModule(LightningDataModule):
 
     # --- loaders ------------------------------------------------------------------------------------
 
-    def _loader(
-        self,
-        dataset: Dataset | None,
-        shuffle: bool,
-        drop_last: bool = False,
-        collate_fn: Callable | None = None,
-        num_workers: int | None = None,
-    ) -> DataLoader:
+    def _loader(self, dataset: Dataset | None, shuffle: bool, drop_last: bool = False) -> DataLoader:
         if dataset is None:
             raise RuntimeError("call setup() for this stage before asking for its dataloader")
-        workers = self.num_workers if num_workers is None else num_workers
+        collate_fn, workers = None, self.num_workers
+        if isinstance(root_dataset(dataset), TensorImageDataset):
+            # Batches itself (one indexing operation per batch, in the main process): worker processes
+            # would only add copies.
+            collate_fn, workers = collate_batch, 0
         return DataLoader(
             dataset,
             batch_size=self.batch_size,

@@ -26,19 +26,15 @@ class CIFAR10DataModule(InMemoryVisionDataModule):
     """
 
     dataset_cls = CIFAR10
+    files_remedy = (
+        f"Extract the official {CIFAR10.filename} into {{data_dir}} (it unpacks to {CIFAR10.base_folder}/), "
+        f"or point --data.data_dir at a folder that has {CIFAR10.base_folder}/."
+    )
     class_names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     in_channels = 3
     image_size = (32, 32)
     mean = (0.4914, 0.4822, 0.4465)
     std = (0.2470, 0.2435, 0.2616)
-
-    @property
-    def files_remedy(self) -> str:  # type: ignore[override]
-        return (
-            f"Extract the official {CIFAR10.filename} into {Path(self.data_dir).resolve()} "
-            f"(it unpacks to {CIFAR10.base_folder}/), "
-            f"or point --data.data_dir at a folder that has {CIFAR10.base_folder}/."
-        )
 
     def bad_file(self) -> Path | None:
         """The first batch (or meta) file that is not a pickle of the keys torchvision reads."""

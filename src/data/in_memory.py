@@ -13,13 +13,13 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 from torchvision.datasets import VisionDataset
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from src.data.base import VisionDataModule
-from src.data.datasets import TensorImageDataset, collate_batch, root_dataset
+from src.data.datasets import TensorImageDataset
 from src.errors import UserInputError, missing_files_error, one_line
 
 
@@ -118,7 +118,8 @@ class InMemoryVisionDataModule(VisionDataModule):
     #: The torchvision dataset class (`FashionMNIST`, `CIFAR10`, `MNIST`, ...), called as
     #: `dataset_cls(data_dir, train=..., transform=..., download=...)`; `data`, `targets` become tensors.
     dataset_cls: type[VisionDataset]
-    #: How to put the files in place by hand, for the error shown when they are missing.
+    #: How to put the files in place by hand, for the error shown when they are missing; `{data_dir}` is
+    #: replaced by the resolved `data_dir`.
     files_remedy: str = "Put the dataset's files there, or point --data.data_dir at a folder that has them."
 
     def __init__(self, download: bool = True, in_memory: bool = True, **kwargs) -> None:
@@ -150,9 +151,8 @@ class InMemoryVisionDataModule(VisionDataModule):
         try:
             return self.dataset_cls(self.data_dir, train=train, transform=transform, download=download)
         except (RuntimeError, OSError) as err:  # torchvision: "Dataset not found or corrupted"
-            raise missing_files_error(
-                name, self.files_folder(), self.download, err, self.files_remedy
-            ) from err
+            remedy = self.files_remedy.format(data_dir=Path(self.data_dir).resolve())
+            raise missing_files_error(name, self.files_folder(), self.download, err, remedy) from err
         except Exception as err:  # files that are there but do not parse (KeyError, UnpicklingError, ...)
             where = self.bad_file() or self.files_folder()
             raise UserInputError(
@@ -211,25 +211,6 @@ class InMemoryVisionDataModule(VisionDataModule):
             return
         if stage in ("test", "predict") and self.test_set is None:
             self.test_set = self.tensor_dataset(train=False)
-
-    def _loader(
-        self,
-        dataset: Dataset | None,
-        shuffle: bool,
-        drop_last: bool = False,
-        collate_fn: Callable | None = None,
-        num_workers: int | None = None,
-    ) -> DataLoader:
-        if (
-            dataset is None
-            or not self.uses_tensors
-            or not isinstance(root_dataset(dataset), TensorImageDataset)
-        ):
-            return super()._loader(
-                dataset, shuffle, drop_last, collate_fn=collate_fn, num_workers=num_workers
-            )
-        # One indexing operation per batch in the main process: worker processes would only add copies.
-        return super()._loader(dataset, shuffle, drop_last, collate_fn=collate_batch, num_workers=0)
 
     # --- batch transforms ---------------------------------------------------------------------------
 
