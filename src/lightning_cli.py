@@ -260,7 +260,10 @@ class ImageClassificationCLI(LightningCLI):
                 print("No test split in the data config: skipping the test after fit.")
         if self.trainer.is_global_zero and best:
             assert callback is not None  # `best` comes from it
-            print(f"Best checkpoint: {best} ({callback.monitor} = {callback.best_model_score:.4f})")
+            # No score after resuming a run into a new folder: Lightning reloads only the best path then.
+            score = callback.best_model_score
+            known = f" ({callback.monitor} = {score:.4f})" if score is not None else ""
+            print(f"Best checkpoint: {best}{known}")
             print(f"Last checkpoint: {callback.last_model_path}")
             if "test/acc" in self.trainer.callback_metrics:
                 print(

@@ -80,3 +80,13 @@ def test_ckpt_path_best_with_a_damaged_last_checkpoint_is_one_line(fast_args, tm
     assert len(lines) == 1, output
     assert lines[0].startswith(f"error: --ckpt_path best: cannot load {last}: a damaged PyTorch file")
     assert files_under(tmp_path) == before  # nothing written, nothing removed
+
+
+def test_fit_resumed_from_a_finished_run_ends_with_the_checkpoint_lines(fast_args, capsys):
+    cli_main(["fit", *fast_args, *QUICK])
+    capsys.readouterr()
+    cli = cli_main(["fit", *fast_args, *QUICK, "--ckpt_path=last"])  # max_epochs already reached
+    lines = capsys.readouterr().out.splitlines()
+    best = cli.trainer.checkpoint_callback.best_model_path
+    assert f"Best checkpoint: {best}" in lines  # the score is not reloaded into a new run folder
+    assert any(line.startswith("Test accuracy of the best checkpoint: ") for line in lines)
