@@ -14,7 +14,7 @@ import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
+from typing import IO, cast
 
 import torch
 from lightning.pytorch.utilities import AttributeDict
@@ -50,7 +50,7 @@ def check_top_k(top_k: int, num_classes: int, key: str = "--top-k") -> int:
 
 
 def rank_predictions(
-    paths: Sequence[str], probs: torch.Tensor, class_names: Sequence[str], top_k: int = 1
+    paths: Sequence[object], probs: torch.Tensor, class_names: Sequence[str], top_k: int = 1
 ) -> list[dict]:
     """One dict per image: `path`, and the `top_k` best `classes` with their `probs`, best first.
 
@@ -110,7 +110,31 @@ def format_rows(rows: Sequence[dict]) -> list[str]:
     ]
 
 
+#: An image as the model's input, before normalisation: float32 (C, H, W) scaled to [0, 1].
+TO_TENSOR = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
+
+
+def read_image(
+    model: ImageClassifier,
+    path: str | Path | IO[bytes],
+    max_pixels: int | None = None,
+    name: str | None = None,
+) -> torch.Tensor:
+    """One image file (or open binary file) as `model` expects it, before normalisation: `load_image` with
+    the checkpoint's `in_channels` and `image_size`, then `TO_TENSOR` (see `load_image` for the arguments)."""
+    hparams = cast(AttributeDict, model.hparams)
+    image = load_image(path, hparams.in_channels, tuple(hparams.image_size), max_pixels, name)
+    return TO_TENSOR(image)
+
+
 @torch.inference_mode()
+def class_probabilities(model: ImageClassifier, images: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Class probabilities (N, num_classes) of `read_image` tensors: normalised with the training data's
+    mean/std and run through `model` as one batch on its device."""
+    batch = torch.stack(list(images)).to(model.input_mean.device)
+    return model(model.normalize(batch)).softmax(dim=-1)
+
+
 def predict_files(
     checkpoint: str | Path,
     paths: Sequence[str | Path] | str,
@@ -121,8 +145,8 @@ def predict_files(
 ) -> list[dict]:
     """Predict image files with a checkpoint; one dict per image, in the order of `paths`.
 
-    Each image is loaded as the model's evaluation data was: `load_image` with the checkpoint's
-    `in_channels` and `image_size`, scaled to [0, 1] floats and normalised with its `mean`/`std`.
+    Each image is loaded as the model's evaluation data was (`read_image`: the checkpoint's `in_channels`
+    and `image_size`, [0, 1] floats) and normalised with its `mean`/`std` (`class_probabilities`).
 
     Args:
         checkpoint: A `.ckpt` file written by training (`ImageClassifier`).
@@ -144,18 +168,10 @@ def predict_files(
         raise UserInputError(f"--batch-size: must be at least 1, got {batch_size}")
     files = expand_image_paths(paths)
     model = ImageClassifier.from_checkpoint(checkpoint, resolve_device(device), weights_only)
-    hparams = cast(AttributeDict, model.hparams)
     check_top_k(top_k, len(model.class_names))
-    image_size = tuple(hparams.image_size)
-    to_tensor = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
-    model_device = model.input_mean.device
     rows = []
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]
-        images = [
-            to_tensor(load_image(f, channels=hparams.in_channels, image_size=image_size)) for f in chunk
-        ]
-        batch = model.normalize(torch.stack(images).to(model_device))
-        probs = model(batch).softmax(dim=-1)
+        probs = class_probabilities(model, [read_image(model, f) for f in chunk])
         rows += rank_predictions(chunk, probs, model.class_names, top_k)
     return rows

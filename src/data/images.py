@@ -7,6 +7,7 @@ so an image gets the same pixels whichever way it reaches the model.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -17,7 +18,17 @@ from src.errors import UserInputError
 MODES = {1: "L", 3: "RGB"}
 
 
-def load_image(path: str | Path, channels: int = 3, image_size: tuple[int, int] | None = None) -> Image.Image:
+class ImageTooLargeError(UserInputError):
+    """An image with more pixels than allowed (a possible decompression bomb)."""
+
+
+def load_image(
+    path: str | Path | IO[bytes],
+    channels: int = 3,
+    image_size: tuple[int, int] | None = None,
+    max_pixels: int | None = None,
+    name: str | None = None,
+) -> Image.Image:
     """Open an image file as a PIL image with `channels` channels, resized to `image_size` (height, width).
 
     Reads any file PIL can open (PNG, JPEG, BMP, WebP, TIFF, GIF, ...; the first frame of a multi-frame
@@ -35,33 +46,52 @@ def load_image(path: str | Path, channels: int = 3, image_size: tuple[int, int] 
     more than twice `PIL.Image.MAX_IMAGE_PIXELS` pixels (89.5 million by default, so above about 179
     million) are refused as possible decompression bombs; between once and twice PIL warns.
 
+    Args:
+        path: The image file, or an open binary file (e.g. `io.BytesIO` of an uploaded image).
+        channels: 1 (grayscale) or 3 (RGB).
+        image_size: (height, width) to resize to; `None` keeps the file's size.
+        max_pixels: Refuse images of more pixels than this (checked from the header, before decoding).
+        name: What names the image in error messages (default: `path`).
+
     Raises:
-        UserInputError: The file is missing, empty, truncated or corrupt, not an image, unreadable or too
-            large (one line naming the file).
+        UserInputError: The file is missing, empty, truncated or corrupt, not an image or unreadable (one
+            line naming the file); `ImageTooLargeError` when it has too many pixels.
     """
+    name = str(path) if name is None else name
     try:
         with Image.open(path) as opened:
+            if max_pixels is not None and opened.width * opened.height > max_pixels:
+                raise ImageTooLargeError(
+                    f"{name}: image too large ({opened.width}x{opened.height} = "
+                    f"{opened.width * opened.height} pixels; the limit is {max_pixels})"
+                )
             image = _to_mode(ImageOps.exif_transpose(opened), MODES[channels])
     except FileNotFoundError as err:
-        raise UserInputError(f"{path}: image file not found") from err
+        raise UserInputError(f"{name}: image file not found") from err
     except IsADirectoryError as err:
-        raise UserInputError(f"{path}: is a folder, not an image file") from err
+        raise UserInputError(f"{name}: is a folder, not an image file") from err
     except PermissionError as err:
-        raise UserInputError(f"{path}: cannot read the image: permission denied") from err
+        raise UserInputError(f"{name}: cannot read the image: permission denied") from err
     except Image.DecompressionBombError as err:
-        raise UserInputError(
-            f"{path}: image too large ({err}); raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file"
+        raise ImageTooLargeError(
+            f"{name}: image too large ({err}); raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file"
         ) from err
     except UnidentifiedImageError as err:
-        empty = Path(path).stat().st_size == 0
-        reason = "the file is empty (0 bytes)" if empty else "not an image format PIL can read"
-        raise UserInputError(f"{path}: cannot read the image: {reason}") from err
+        reason = "the file is empty (0 bytes)" if _is_empty(path) else "not an image format PIL can read"
+        raise UserInputError(f"{name}: cannot read the image: {reason}") from err
     except (OSError, ValueError, SyntaxError) as err:  # truncated or corrupt data
-        raise UserInputError(f"{path}: cannot read the image: the file is damaged ({err})") from err
+        raise UserInputError(f"{name}: cannot read the image: the file is damaged ({err})") from err
     height, width = image_size or (image.height, image.width)
     if (image.height, image.width) != (height, width):
         image = image.resize((width, height), Image.Resampling.BILINEAR)
     return image
+
+
+def _is_empty(path: str | Path | IO[bytes]) -> bool:
+    """Whether the file (a path, or an open binary file) has no bytes."""
+    if isinstance(path, (str, Path)):
+        return Path(path).stat().st_size == 0
+    return path.seek(0, 2) == 0
 
 
 def _to_mode(image: Image.Image, mode: str) -> Image.Image:
