@@ -52,9 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--batch-timeout",
         type=float,
-        default=0.005,
+        default=0.02,
         metavar="S",
-        help="seconds a batch waits for more requests (default 0.005)",
+        help="seconds a batch waits for more requests (default 0.02)",
     )
     parser.add_argument(
         "--workers-per-device", type=int, default=1, metavar="N", help="inference processes per device"

@@ -27,7 +27,17 @@ MAX_UPLOAD_MB, MAX_PIXELS = 0.2, 5000
 @pytest.fixture(scope="module")
 def server(trained, tmp_path_factory):
     """The trained checkpoint served with batching, small limits and an API key from the environment."""
-    args = [trained.ckpt, "--device", "cpu", "--top-k", "3", "--max-batch-size", "4", "--batch-timeout", "0.02"]
+    args = [
+        trained.ckpt,
+        "--device",
+        "cpu",
+        "--top-k",
+        "3",
+        "--max-batch-size",
+        "4",
+        "--batch-timeout",
+        "0.02",
+    ]
     args += ["--max-upload-mb", str(MAX_UPLOAD_MB), "--max-pixels", str(MAX_PIXELS), "--log-level", "warning"]
     log = tmp_path_factory.mktemp("serve") / "server.log"
     with ServerProcess(args, env={"SERVE_API_KEY": KEY}, log=log) as running:
@@ -58,7 +68,9 @@ def test_concurrent_requests_are_answered_each_with_its_own_result(server, train
     """Batched requests (max batch 4) mixed with bad ones: each good one gets its image's classes, each bad
     one its own 400, in any interleaving."""
     files = val_images(trained, 12)
-    expected = {row["path"]: row["classes"] for row in predict_files(trained.ckpt, files, top_k=3, device="cpu")}
+    expected = {
+        row["path"]: row["classes"] for row in predict_files(trained.ckpt, files, top_k=3, device="cpu")
+    }
     jobs = [(str(p), p.read_bytes()) for p in files] + [(f"bad{i}.png", b"not an image") for i in range(4)]
 
     def send(job):
@@ -69,8 +81,10 @@ def test_concurrent_requests_are_answered_each_with_its_own_result(server, train
         results = list(pool.map(send, jobs * 2))
     for name, status, answer in results:
         if name.startswith("bad"):
-            assert (status, answer["detail"]) == (400, f"{name}: cannot read the image: not an image format "
-                                                  "PIL can read")
+            assert (status, answer["detail"]) == (
+                400,
+                f"{name}: cannot read the image: not an image format PIL can read",
+            )
         else:
             assert status == 200
             assert [p["class"] for p in answer["predictions"]] == expected[name]
@@ -82,16 +96,52 @@ def bad_requests() -> list:
     form, form_type = multipart({"file": ("x.png", image)})
     other, other_type = multipart({"photo": ("x.png", image)})
     cases = [
-        ("not an image", {}, b"%PDF-1.4 not an image", 400, "up.bin: cannot read the image: not an image format"),
-        ("truncated", {}, image[: len(image) // 2], 400, "up.bin: cannot read the image: the file is damaged"),
+        (
+            "not an image",
+            {},
+            b"%PDF-1.4 not an image",
+            400,
+            "up.bin: cannot read the image: not an image format",
+        ),
+        (
+            "truncated",
+            {},
+            image[: len(image) // 2],
+            400,
+            "up.bin: cannot read the image: the file is damaged",
+        ),
         ("empty", {}, b"", 400, "up.bin: the file is empty (0 bytes)"),
         ("too large", {}, bytes(int(MAX_UPLOAD_MB * 1e6) + 1), 413, "upload too large ("),
         ("too many pixels", {}, png(np.zeros((100, 100), np.uint8)), 413, "up.bin: image too large (100x100"),
-        ("wrong field", {"Content-Type": other_type}, other, 400, "no form field 'file' (the fields sent: photo)"),
+        (
+            "wrong field",
+            {"Content-Type": other_type},
+            other,
+            400,
+            "no form field 'file' (the fields sent: photo)",
+        ),
         ("bad JSON", {"Content-Type": "application/json"}, b'{"image": ', 400, "the body is not valid JSON"),
-        ("JSON without image", {"Content-Type": "application/json"}, b'{"img": "x"}', 400, "JSON requests must"),
-        ("bad base64", {"Content-Type": "application/json"}, b'{"image": "@@"}', 400, "JSON field 'image' is not"),
-        ("wrong type", {"Content-Type": "text/plain"}, b"hello", 415, "unsupported content type 'text/plain'"),
+        (
+            "JSON without image",
+            {"Content-Type": "application/json"},
+            b'{"img": "x"}',
+            400,
+            "JSON requests must",
+        ),
+        (
+            "bad base64",
+            {"Content-Type": "application/json"},
+            b'{"image": "@@"}',
+            400,
+            "JSON field 'image' is not",
+        ),
+        (
+            "wrong type",
+            {"Content-Type": "text/plain"},
+            b"hello",
+            415,
+            "unsupported content type 'text/plain'",
+        ),
         ("broken form", {"Content-Type": form_type}, b"garbage", 400, "the multipart form cannot be read"),
         ("missing key", {"Content-Type": form_type, "X-API-Key": ""}, form, 401, "missing API key"),
         ("wrong key", {"Content-Type": form_type, "X-API-Key": "nope"}, form, 401, "wrong API key"),
@@ -149,7 +199,10 @@ def test_listens_on_the_loopback_address_only(server):
     ("args", "message"),
     [
         (["missing.ckpt"], "error: CHECKPOINT: file missing.ckpt not found"),
-        (["{ckpt}", "--top-k", "11"], "error: --top-k: must be between 1 and 10 (the model's classes), got 11"),
+        (
+            ["{ckpt}", "--top-k", "11"],
+            "error: --top-k: must be between 1 and 10 (the model's classes), got 11",
+        ),
         (["{ckpt}", "--port", "80"], "error: --port: must be between 1024 and 65535, got 80"),
         (["{ckpt}", "--max-batch-size", "0"], "error: --max-batch-size: must be at least 1, got 0"),
         (["{ckpt}", "--api-key", ""], "error: --api-key: empty (unset SERVE_API_KEY or give a key)"),

@@ -66,7 +66,10 @@ def test_without_batching_predict_takes_one_input(trained):
 @pytest.mark.parametrize(
     ("request_", "detail"),
     [
-        (FormData([("image", UploadFile(io.BytesIO(b"x"), filename="a"))]), "no form field 'file' (the fields"),
+        (
+            FormData([("image", UploadFile(io.BytesIO(b"x"), filename="a"))]),
+            "no form field 'file' (the fields",
+        ),
         (FormData([("file", "text")]), "form field 'file' is text, not a file"),
         ({"image": "a$b"}, "JSON field 'image' is not valid base64"),
         ({"image": "", "filename": "p.png"}, "p.png: the file is empty (0 bytes)"),
@@ -91,7 +94,9 @@ def call(guard: PredictGuard, headers: dict[str, str], chunks: list[bytes], path
         "path": path,
         "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
     }
-    messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+    messages = [
+        {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)
+    ]
     sent: list[dict] = []
 
     async def receive():
@@ -110,6 +115,12 @@ def test_guard_checks_the_key_before_the_type_and_counts_chunked_bodies():
     assert call(guard, {"content-type": "text/plain"}, [b"x"])[0] == 401
     assert call(guard, {"x-api-key": "k", "content-type": "text/plain"}, [b"x"])[0] == 415
     status, answer = call(guard, {"x-api-key": "k", "content-type": "application/json"}, [body[:8], body[8:]])
-    assert (status, json.loads(answer)["detail"]) == (413, "upload too large (over 15 bytes; the limit is 10 bytes)")
-    assert call(PredictGuard(passed, "/predict", 100), {"content-type": "application/json"}, [body]) == (200, body)
+    assert (status, json.loads(answer)["detail"]) == (
+        413,
+        "upload too large (over 15 bytes; the limit is 10 bytes)",
+    )
+    assert call(PredictGuard(passed, "/predict", 100), {"content-type": "application/json"}, [body]) == (
+        200,
+        body,
+    )
     assert call(guard, {"content-type": "text/plain"}, [b"x"], path="/other") == (200, b"x")  # not guarded

@@ -63,6 +63,7 @@ class ClassifierAPI(ls.LitAPI):
 
     def setup(self, device: str) -> None:
         """Load the model on `device` (called once in each inference worker)."""
+        torch.set_num_threads(1)
         self.model = ImageClassifier.from_checkpoint(self.checkpoint, device, self.weights_only)
 
     def decode_request(self, request):
@@ -111,7 +112,9 @@ def uploaded_bytes(request: Any) -> tuple[bytes, str]:
         upload = request.get("file")
         if upload is None:
             fields = ", ".join(sorted(request.keys())) or "none"
-            raise BadRequest(400, f"no form field 'file' (the fields sent: {fields}); send the image as 'file'")
+            raise BadRequest(
+                400, f"no form field 'file' (the fields sent: {fields}); send the image as 'file'"
+            )
         if not isinstance(upload, UploadFile):
             raise BadRequest(400, "form field 'file' is text, not a file: send the image file itself")
         data, name = upload.file.read(), upload.filename or "file"

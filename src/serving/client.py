@@ -1,8 +1,8 @@
 """A standard-library client of `python -m src.serve` (no dependency; used by the tests and the benchmark).
 
-    from src.serving.client import post_image
-    status, answer = post_image("http://127.0.0.1:8000", Path("photo.png").read_bytes(), "photo.png")
-    answer["predictions"][0]["class"]
+from src.serving.client import post_image
+status, answer = post_image("http://127.0.0.1:8000", Path("photo.png").read_bytes(), "photo.png")
+answer["predictions"][0]["class"]
 """
 
 from __future__ import annotations

@@ -40,8 +40,8 @@ class PredictGuard:
     """ASGI middleware checking requests to `path` before they reach LitServe.
 
     In this order: the API key (401), the content type (415), the body size (413, from `Content-Length`
-    before anything is read, else while reading), JSON syntax and shape or multipart syntax (400). A request that passes goes on
-    with its body replayed unchanged.
+    before anything is read, else while reading), the JSON or multipart syntax (400). A request that
+    passes goes on with its body replayed unchanged.
 
     Args:
         app: The ASGI application (LitServe's FastAPI app).
@@ -76,13 +76,15 @@ class PredictGuard:
             given = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
             if not secrets.compare_digest(given.encode(), self.api_key.encode()):
                 what = "wrong API key" if given else "missing API key"
-                raise RequestRejected(401, f"{what}: send it as 'X-API-Key: KEY' or 'Authorization: Bearer KEY'")
+                raise RequestRejected(
+                    401, f"{what}: send it as 'X-API-Key: KEY' or 'Authorization: Bearer KEY'"
+                )
         content_type = headers.get("content-type", "")
         if not content_type.startswith((FORM, JSON)):
             raise RequestRejected(
                 415,
                 f"unsupported content type {content_type or '(none)'!r}: send the image as a multipart form "
-                "field 'file', or as JSON {\"image\": \"<base64>\"}",
+                'field \'file\', or as JSON {"image": "<base64>"}',
             )
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_bytes:

@@ -1,7 +1,7 @@
 """`ServerProcess`: `python -m src.serve` in a child process, for the tests, the benchmark and scripts.
 
-    with ServerProcess(["logs/quickstart/version_0/checkpoints/last.ckpt"]) as server:
-        post_image(server.url, Path("photo.png").read_bytes(), "photo.png")
+with ServerProcess(["logs/quickstart/version_0/checkpoints/last.ckpt"]) as server:
+    post_image(server.url, Path("photo.png").read_bytes(), "photo.png")
 """
 
 from __future__ import annotations
@@ -63,7 +63,9 @@ class ServerProcess:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited with status {self.process.returncode}: {self.output()}")
+                raise RuntimeError(
+                    f"the server exited with status {self.process.returncode}: {self.output()}"
+                )
             try:
                 if request(f"{self.url}/health", timeout=2)[0] == 200:
                     return self
@@ -71,7 +73,9 @@ class ServerProcess:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise TimeoutError(f"the server did not answer /health in {self.startup_timeout:g} s: {self.output()}")
+        raise TimeoutError(
+            f"the server did not answer /health in {self.startup_timeout:g} s: {self.output()}"
+        )
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
@@ -108,7 +112,9 @@ class ServerProcess:
                 status = Path(f"/proc/{pid}/status").read_text()
             except OSError:
                 continue
-            total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")), 0)
+            total += next(
+                (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")), 0
+            )
         return total / 1024
 
     def stop(self, timeout: float = 20.0) -> None:
