@@ -1,4 +1,4 @@
-"""`ClassifierAPI` and `PredictGuard` in this process: decoding, batching with bad requests, the guard's order."""
+"""`ClassifierAPI` and `PredictGuard` in this process: decoding, batching with bad requests, the guard."""
 
 from __future__ import annotations
 
