@@ -107,7 +107,7 @@ class ClassifierAPI(ls.LitAPI):
 
 
 def uploaded_bytes(request: Any) -> tuple[bytes, str]:
-    """The image file's bytes and its name, from a multipart form's `file` field or JSON `{"image": base64}`."""
+    """The image file's bytes and its name: a multipart form's `file` field, or JSON `{"image": base64}`."""
     if isinstance(request, Mapping) and not isinstance(request, dict):  # a form (FormData)
         upload = request.get("file")
         if upload is None:

@@ -109,8 +109,10 @@ class PredictGuard:
 def too_large(size: int, limit: int, at_least: bool = False) -> str:
     """The 413 message: the size (or the size read so far) and the limit.
 
-    >>> too_large(12_000_000, 10_000_000), too_large(15, 10, at_least=True)
-    ('upload too large (12.0 MB; the limit is 10.0 MB)', 'upload too large (over 15 bytes; the limit is 10 bytes)')
+    >>> too_large(12_000_000, 10_000_000)
+    'upload too large (12.0 MB; the limit is 10.0 MB)'
+    >>> too_large(15, 10, at_least=True)
+    'upload too large (over 15 bytes; the limit is 10 bytes)'
     """
     return f"upload too large ({'over ' if at_least else ''}{_size(size)}; the limit is {_size(limit)})"
 
