@@ -6,6 +6,7 @@ import asyncio
 import base64
 import io
 import json
+import os
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from starlette.datastructures import FormData, UploadFile
 from src.predictions import predict_files
 from src.serving.api import BadRequest, ClassifierAPI
 from src.serving.guard import PredictGuard
+from src.serving.server import build_server
 
 
 def png_bytes(seed: int, size: tuple[int, int] = (28, 28)) -> bytes:
@@ -124,3 +126,11 @@ def test_guard_checks_the_key_before_the_type_and_counts_chunked_bodies():
         body,
     )
     assert call(guard, {"content-type": "text/plain"}, [b"x"], path="/other") == (200, b"x")  # not guarded
+
+
+def test_build_server_puts_the_page_at_the_root_and_describes_the_model(trained):
+    server = build_server(trained.ckpt, top_k=2, device="cpu", workers_per_device=1, api_key="k")
+    roots = [r for r in server.app.routes if getattr(r, "path", None) == "/"]
+    assert len(roots) == 1 and roots[0].endpoint.__name__ == "page"  # LitServe's "litserve running" is gone
+    assert server.model_metadata["top_k"] == 2 and server.model_metadata["api_key_required"] is True
+    assert server.lit_api.threads == max(1, (os.cpu_count() or 1) // 2)  # a share of the cores left to HTTP

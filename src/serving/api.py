@@ -44,6 +44,7 @@ class ClassifierAPI(ls.LitAPI):
         max_pixels: Refuse images of more pixels (413), checked before decoding.
         max_batch_size: The most requests predicted together.
         batch_timeout: Seconds to wait for a batch to fill.
+        threads: CPU threads of each worker's torch (`None`: torch's default).
     """
 
     def __init__(
@@ -54,16 +55,18 @@ class ClassifierAPI(ls.LitAPI):
         max_pixels: int | None = None,
         max_batch_size: int = 1,
         batch_timeout: float = 0.0,
+        threads: int | None = None,
     ) -> None:
         with warnings.catch_warnings():  # `batch`/`unbatch` are meant for both modes (see `predict`)
             warnings.filterwarnings("ignore", "The LitServer has both batch and unbatch methods")
             super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout, api_path="/predict")
         self.checkpoint, self.top_k = str(checkpoint), top_k
-        self.weights_only, self.max_pixels = weights_only, max_pixels
+        self.weights_only, self.max_pixels, self.threads = weights_only, max_pixels, threads
 
     def setup(self, device: str) -> None:
         """Load the model on `device` (called once in each inference worker)."""
-        torch.set_num_threads(1)
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
         self.model = ImageClassifier.from_checkpoint(self.checkpoint, device, self.weights_only)
 
     def decode_request(self, request):

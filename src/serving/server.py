@@ -9,6 +9,7 @@ Endpoints: `POST /predict` (`ClassifierAPI`, guarded by `PredictGuard`), `GET /`
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, cast
 
@@ -70,7 +71,11 @@ def build_server(
         "max_upload_mb": max_upload_mb,
         "api_key_required": api_key is not None,
     }
-    api = ClassifierAPI(checkpoint, top_k, weights_only, max_pixels, max_batch_size, batch_timeout)
+    # On a CPU the inference workers share the cores, leaving a share to the HTTP process.
+    threads = (
+        max(1, (os.cpu_count() or 1) // (workers_per_device + 1)) if torch_device.type == "cpu" else None
+    )
+    api = ClassifierAPI(checkpoint, top_k, weights_only, max_pixels, max_batch_size, batch_timeout, threads)
     guard = {"path": api.api_path, "max_bytes": int(max_upload_mb * 1e6), "api_key": api_key}
     server = ls.LitServer(
         api,
