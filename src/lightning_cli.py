@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any, cast
 
 from jsonargparse import ArgumentError, Namespace
@@ -23,6 +22,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 import src.data
 from src.callbacks import (
+    BestCheckpointToLoggers,
     Checkpoint,
     EvaluationFigures,
     FiniteLossCheck,
@@ -35,6 +35,7 @@ from src.checkpoints import check_checkpoint, read_checkpoint, resolve_checkpoin
 from src.data import VisionDataModule
 from src.errors import UserInputError, describe_config_error
 from src.files import check_writable
+from src.loggers import DEFAULT_ROOT_DIR, default_logger, fill_in_run_folders, run_root
 from src.models import ImageClassifier
 
 #: Facts the datamodule knows, linked into the model (and its backbone) once the datamodule exists;
@@ -54,50 +55,15 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 #: name one by its class name alone: `--data FashionMNISTDataModule`.
 DATAMODULES = [getattr(src.data, name) for name in src.data.__all__ if name.endswith("DataModule")]
 
-#: Where runs go without `--trainer.default_root_dir`: `logs/<config name>/version_N/`.
-DEFAULT_ROOT_DIR = "logs"
-#: The logger's `name` (the experiment's folder) of a run given no `--config` file.
-UNNAMED = "lightning_logs"
-
-
-def experiment_name(config: Namespace) -> str:
-    """The experiment's name: the stem of the first `--config` file (`fashion_mnist` for
-    `configs/fashion_mnist.yaml`; presets given after it do not rename it)."""
-    files = config.get("config") or []
-    return Path(str(files[0])).stem if files else UNNAMED
-
-
-def default_logger(config: Namespace) -> Namespace:
-    """The logger a run gets when its config sets none: TensorBoard in `default_root_dir/<name>`."""
-    return Namespace(
-        class_path="lightning.pytorch.loggers.TensorBoardLogger",
-        init_args=Namespace(
-            save_dir=str(config.trainer.get("default_root_dir") or DEFAULT_ROOT_DIR),
-            name=experiment_name(config),
-            default_hp_metric=False,
-        ),
-    )
-
-
-def run_root(config: Namespace) -> Path:
-    """Folder holding this experiment's runs: the logger's `save_dir/name` (the default logger's unless
-    the config names another with a `save_dir`), else `default_root_dir`."""
-    logger = config.trainer.get("logger")
-    if logger is None or logger is True:
-        logger = default_logger(config)
-    init_args = logger.get("init_args") if isinstance(logger, Namespace) else None
-    if init_args is not None and init_args.get("save_dir"):
-        return Path(init_args.save_dir) / (init_args.get("name") or "")
-    return Path(config.trainer.get("default_root_dir") or DEFAULT_ROOT_DIR)
-
 
 def default_callbacks(trainer_config: Any, step_checkpoint: StepCheckpoint | None = None) -> list[Callback]:
     """What every run gets besides the config's own callbacks, following the trainer's switches.
 
     Best checkpoint on `val/acc` plus `last.ckpt`, and `step_checkpoint` (`last.ckpt` every N steps),
-    unless `enable_checkpointing` is false; the learning rate of each group, unless there is no logger;
-    a grid of inputs; evaluation figures (confusion matrix, misclassified examples) and per-class test
-    accuracy; a stop on a NaN/inf loss; `last.ckpt` on SIGTERM; random states in checkpoints.
+    unless `enable_checkpointing` is false; the learning rate of each group and, at the end, the best
+    checkpoint (`BestCheckpointToLoggers`) to the loggers, unless there is none; a grid of inputs;
+    evaluation figures (confusion matrix, misclassified examples) and per-class test accuracy; a stop
+    on a NaN/inf loss; `last.ckpt` on SIGTERM; random states in checkpoints.
 
     Args:
         trainer_config: The trainer's instantiated config (`enable_checkpointing`, `logger`).
@@ -121,6 +87,8 @@ def default_callbacks(trainer_config: Any, step_checkpoint: StepCheckpoint | Non
             callbacks.append(step_checkpoint)
     if trainer_config.get("logger") not in (None, False, []):
         callbacks.append(LearningRateMonitor())
+        if trainer_config.get("enable_checkpointing") is not False:
+            callbacks.append(BestCheckpointToLoggers())
     callbacks += [
         SampleImageGrid(),
         EvaluationFigures(),
@@ -159,6 +127,7 @@ class ImageClassificationCLI(LightningCLI):
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
         config = self._config(self.config)
+        fill_in_run_folders(config)
         if config.get("ckpt_path") in ("best", "last"):
             config.ckpt_path = resolve_checkpoint(config.ckpt_path, run_root(config))
             print(f"Using checkpoint {config.ckpt_path}", file=sys.stderr)

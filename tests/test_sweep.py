@@ -140,3 +140,13 @@ def test_a_bad_space_is_one_error_line_before_any_trial(sweep_args, tmp_path, ca
     lines = error_lines(err)
     assert len(lines) == 1 and message in lines[0], err
     assert not list((tmp_path / "out").glob("trial_*"))
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "configs" / "sweeps").glob("*.yaml")))
+def test_every_shipped_space_fits_its_config(name, fashion_mnist_root, tmp_path):
+    args = [f"--data.data_dir={fashion_mnist_root}"] if name.startswith("fashion_mnist") else []
+    sweep = Sweep(
+        REPO / "configs" / f"{name}.yaml", REPO / "configs" / "sweeps" / f"{name}.yaml", tmp_path, args
+    )
+    sweep.check()  # every key exists and takes every choice and both ends of every range
+    assert len(sweep.parameters) >= 3

@@ -1,6 +1,6 @@
 """Lightning callbacks used by the default trainer."""
 
-from src.callbacks.checkpoint import Checkpoint, StepCheckpoint
+from src.callbacks.checkpoint import BestCheckpointToLoggers, Checkpoint, StepCheckpoint
 from src.callbacks.evaluation import EvaluationFigures
 from src.callbacks.fault_tolerance import FiniteLossCheck, RandomStateCheckpoint, SigtermCheckpoint
 from src.callbacks.finetuning import UnfreezeAtEpoch
@@ -8,6 +8,7 @@ from src.callbacks.image_grid import SampleImageGrid
 from src.callbacks.prediction_writer import PredictionWriter
 
 __all__ = [
+    "BestCheckpointToLoggers",
     "Checkpoint",
     "EvaluationFigures",
     "FiniteLossCheck",

@@ -1,8 +1,8 @@
-"""Model checkpointing that honours `fast_dev_run`."""
+"""Model checkpointing that honours `fast_dev_run`, and the best checkpoint reported to the loggers."""
 
 from __future__ import annotations
 
-from lightning import LightningModule, Trainer
+from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 
@@ -46,3 +46,22 @@ class StepCheckpoint(Checkpoint):
             return
         if self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+class BestCheckpointToLoggers(Callback):
+    """When `fit` ends, tell every logger the best checkpoint's path and score, as hyperparameters
+    `best_checkpoint` and `best_score` (TensorBoard's, CSV's `hparams.yaml`, MLflow's params, W&B's
+    config), so that a tracker's run says which file to use."""
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        callback = trainer.checkpoint_callback
+        if not isinstance(callback, ModelCheckpoint) or not callback.best_model_path:
+            return
+        score = callback.best_model_score
+        report: dict[str, str | float] = {"best_checkpoint": callback.best_model_path}
+        report["best_monitor"] = str(callback.monitor)
+        if score is not None:
+            report["best_score"] = float(score)
+        for logger in trainer.loggers:
+            logger.log_hyperparams(report)
+            logger.save()

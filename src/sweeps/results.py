@@ -13,8 +13,8 @@ matplotlib.use("Agg")  # files only, no window
 
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
 import yaml  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from optuna.importance import PedAnovaImportanceEvaluator  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 from optuna.visualization import matplotlib as plots  # noqa: E402
