@@ -12,7 +12,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 #: The commands (`python -m ...`): thin shells over the library; no module of `src` imports them.
-COMMANDS = {"src.cli", "src.predict", "src.export", "src.serve", "src.sweep"}
+COMMANDS = {"src.cli", "src.predict", "src.export", "src.serve", "src.sweep", "src.lr_find"}
 
 
 def module_name(path: Path) -> str:
