@@ -5,9 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import wandb
+import pytest
 from lightning.pytorch.core.saving import load_hparams_from_yaml
-from mlflow import MlflowClient
 
 from src.lightning_cli import cli_main
 from tests.helpers.cli import REPO
@@ -41,6 +40,7 @@ def test_csv_preset_writes_metrics_csv_and_the_best_checkpoint_in_the_run_folder
 
 
 def test_mlflow_preset_records_params_metrics_and_the_best_checkpoint(fast_args, tmp_path):
+    MlflowClient = pytest.importorskip("mlflow").MlflowClient  # the optional `trackers` group
     cli = fit(fast_args, "mlflow.yaml")
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = client.get_experiment_by_name("fashion_mnist")
@@ -55,6 +55,7 @@ def test_mlflow_preset_records_params_metrics_and_the_best_checkpoint(fast_args,
 
 
 def test_wandb_preset_runs_offline(fast_args, tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb")  # the optional `trackers` group
     monkeypatch.setenv("WANDB_SILENT", "true")
     cli = fit(fast_args, "wandb.yaml")
     wandb.finish()  # what the end of the process does: the run's record is complete
