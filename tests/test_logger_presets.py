@@ -58,10 +58,11 @@ def test_wandb_preset_runs_offline(fast_args, tmp_path, monkeypatch):
     wandb = pytest.importorskip("wandb")  # the optional `trackers` group
     monkeypatch.setenv("WANDB_SILENT", "true")
     cli = fit(fast_args, "wandb.yaml")
-    wandb.finish()  # what the end of the process does: the run's record is complete
-    (run,) = (tmp_path / "wandb").glob("offline-run-*")
-    (log,) = run.glob("run-*.wandb")  # W&B's own record of the run, for `wandb sync`
-    content = log.read_bytes()
-    assert (
-        b"best_checkpoint" in content and cli.trainer.checkpoint_callback.best_model_path.encode() in content
-    )
+    run = cli.trainer.loggers[1].experiment  # W&B's own run object
+    try:
+        assert run.offline and run.project == "fashion_mnist"
+        assert run.config["best_checkpoint"] == cli.trainer.checkpoint_callback.best_model_path
+        assert run.config["optimizer"]["init_args"]["lr"] == 0.002
+        assert (tmp_path / "wandb").is_dir() and list((tmp_path / "wandb").glob("offline-run-*"))
+    finally:
+        wandb.finish()
