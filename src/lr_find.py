@@ -14,6 +14,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from lightning.pytorch.cli import SaveConfigCallback
+
 from src.errors import UserInputError, exit_on_user_error
 from src.files import check_output_file
 from src.lightning_cli import cli_main
@@ -68,7 +70,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         configs = [a for path in args.config for a in ("--config", path)]
         cli = cli_main([*configs, *overrides, *run], run=False)
         finder = LRRangeTest(args.min_lr, args.max_lr, args.num_steps)
-        cli.trainer.callbacks.append(finder)  # type: ignore[attr-defined]
+        # Lightning sets `Trainer.callbacks` without declaring it; the CLI's config file is left out too.
+        callbacks = [c for c in cli.trainer.callbacks if not isinstance(c, SaveConfigCallback)]  # type: ignore[attr-defined]
+        cli.trainer.callbacks = [*callbacks, finder]  # type: ignore[attr-defined]
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
         lr = finder.suggestion()
         sweep = f"{len(finder.losses)} steps, {args.min_lr:g} to {args.max_lr:g}"

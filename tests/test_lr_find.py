@@ -26,7 +26,7 @@ def test_suggests_a_rate_writes_a_config_and_the_groups_follow_their_scales(fast
     optimizer = cli.model.configure_optimizers()["optimizer"]
     rates = {g["name"]: g["lr"] for g in optimizer.param_groups}
     assert rates == pytest.approx({"head": suggested * 0.5, "no_decay": suggested, "default": suggested})
-    assert not list(tmp_path.glob("fashion_mnist"))  # the test run left no logs or checkpoints
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lr.png", "lr.yaml"]  # no logs, checkpoints, config
 
 
 def test_each_group_is_swept_at_its_scale(fast_args):
