@@ -22,6 +22,9 @@ DOWNLOADED = {
     "cifar10_resnet18.yaml": "cifar10",
     "finetune_resnet.yaml": "cifar10",
 }
+#: The configs for your own data: as shipped they train on the sample's training images alone (a
+#: validation split of them, no test set), so that giving your training data is all they need.
+GENERIC = {"csv_images.yaml", "image_folder.yaml"}
 
 
 @pytest.fixture(scope="module")
@@ -68,5 +71,5 @@ def test_shipped_config_runs(
     monkeypatch.chdir(REPO)  # the bundled-sample configs use paths relative to the repository
     cli = cli_main(args)
     assert cli.trainer.global_step == 1
-    assert "test/acc" in cli.trainer.callback_metrics
+    assert ("test/acc" in cli.trainer.callback_metrics) == (config not in GENERIC)
     assert not list(tmp_path.rglob("*"))  # the debug preset leaves no logs or checkpoints

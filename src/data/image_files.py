@@ -16,7 +16,8 @@ class ImageFilesDataModule(VisionDataModule):
 
     Every image is loaded with `channels` channels and resized to `image_size` before any transform, so
     the model always receives (channels, *image_size) tensors, whatever the files are. The default training
-    augmentation is a random horizontal flip; set `augment: false`, or give a `train_transform`, when
+    augmentation is a random crop of `image_size` from the image padded by `crop_padding` pixels (when it
+    is above 0), then a random horizontal flip; set `augment: false`, or give a `train_transform`, when
     flipped images do not belong to the same class (digits, text).
 
     Args:
@@ -27,6 +28,8 @@ class ImageFilesDataModule(VisionDataModule):
         std: Per-channel standard deviation to normalise with; default 0.5 each.
         val_size: Validation split taken from the training images when no separate validation set is
             given: a number of samples, or a fraction in (0, 1).
+        crop_padding: Pixels of zero padding around each training image before a random crop back to
+            `image_size` (0: no crop).
         **kwargs: See `VisionDataModule` (batch_size, num_workers, augment, train_transform, seed, ...).
     """
 
@@ -37,9 +40,13 @@ class ImageFilesDataModule(VisionDataModule):
         mean: list[float] | None = None,
         std: list[float] | None = None,
         val_size: int | float = 0.1,
+        crop_padding: int = 0,
         **kwargs,
     ) -> None:
         super().__init__(data_dir="", val_size=val_size, **kwargs)
+        if crop_padding < 0:
+            raise UserInputError(f"data.crop_padding: must be 0 or more pixels, got {crop_padding}")
+        self.crop_padding = crop_padding
         if channels not in MODES:
             raise UserInputError(f"data.channels: must be 1 (grayscale) or 3 (RGB), got {channels}")
         if len(image_size) != 2 or min(image_size) < 1:
@@ -63,4 +70,5 @@ class ImageFilesDataModule(VisionDataModule):
         return tuple(float(v) for v in values)
 
     def augmentations(self) -> list[v2.Transform]:
-        return [v2.RandomHorizontalFlip()]
+        crop = [v2.RandomCrop(self.image_size, padding=self.crop_padding)] if self.crop_padding else []
+        return [*crop, v2.RandomHorizontalFlip()]
