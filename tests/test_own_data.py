@@ -119,3 +119,25 @@ def test_image_folder_with_validation_and_test_folders_at_another_size(tmp_path,
 def test_a_negative_crop_padding_is_refused_by_name(tmp_path):
     with pytest.raises(UserInputError, match=r"^data.crop_padding: must be 0 or more pixels, got -1$"):
         ImageFolderDataModule(root=str(tmp_path), crop_padding=-1)
+
+
+def test_the_validation_split_is_stratified_by_class(tmp_path):
+    """10:1 imbalanced folders: the 10 % validation split keeps the ratio (a random one may miss the rare
+    class); `stratify: false` gives the plain random split."""
+    for name, count in (("common", 100), ("rare", 10)):
+        (tmp_path / name).mkdir()
+        for k in range(count):
+            Image.new("L", (4, 4), k).save(tmp_path / name / f"{k}.png")
+    data = ImageFolderDataModule(
+        root=str(tmp_path), image_size=(4, 4), channels=1, val_size=11, num_workers=0
+    )
+    data.setup("fit")
+    val_labels = [data.val_set.dataset.targets[i] for i in data.val_set.indices]
+    assert sorted(val_labels) == [0] * 10 + [1]
+    train_labels = [data.train_set.dataset.targets[i] for i in data.train_set.indices]
+    assert sorted(train_labels) == [0] * 90 + [1] * 9
+    plain = ImageFolderDataModule(
+        root=str(tmp_path), image_size=(4, 4), channels=1, val_size=11, stratify=False
+    )
+    plain.setup("fit")
+    assert sorted(plain.val_set.indices) != sorted(data.val_set.indices)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sized
+from collections.abc import Callable, Sequence, Sized
 from typing import cast
 
 import torch
@@ -14,6 +14,7 @@ from torchvision.transforms import v2
 from src.data.datasets import ImageFilesDataset, TensorImageDataset, collate_batch, root_dataset
 from src.data.paths import expand_image_paths
 from src.data.resumable import resumable
+from src.data.splits import stratified_split
 from src.data.statistics import channel_mean_std
 from src.errors import UserInputError
 
@@ -158,13 +159,20 @@ class VisionDataModule(LightningDataModule):
 
     # --- splits -------------------------------------------------------------------------------------
 
-    def _split_indices(self, n: int) -> tuple[list[int], list[int]]:
-        """Seeded random (train, val) indices of a training set of `n` samples."""
+    def _split_indices(self, n: int, targets: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
+        """Seeded (train, val) indices of a training set of `n` samples: stratified by class when the
+        labels `targets` are given (`split_targets`), else random."""
         n_val = num_samples("val_size", self.val_size, n)
         if not 0 < n_val < n:
             raise UserInputError(f"data.val_size: needs 0 < val_size < {n} (training samples), got {n_val}")
+        if targets is not None:
+            return stratified_split(targets, n_val, self.seed)
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed)).tolist()
         return perm[n_val:], perm[:n_val]
+
+    def split_targets(self, dataset: Dataset) -> Sequence[int] | None:
+        """The labels to stratify the validation split by (None: a random split, the default)."""
+        return None
 
     def _subset_indices(self, indices: list[int]) -> list[int]:
         """A seeded random `train_subset` of the training indices (all of them when it is None or 1)."""
@@ -186,7 +194,7 @@ class VisionDataModule(LightningDataModule):
         val_set = self.make_val_dataset(transform=eval_transform)
         n_train = len(cast(Sized, train_full))  # map-style datasets, all with a length
         if val_set is None:
-            train_idx, val_idx = self._split_indices(n_train)
+            train_idx, val_idx = self._split_indices(n_train, self.split_targets(train_full))
             val_set = Subset(self.make_dataset(train=True, transform=eval_transform), val_idx)
         else:
             train_idx = list(range(n_train))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 
+from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from src.data.base import VisionDataModule
@@ -30,6 +32,8 @@ class ImageFilesDataModule(VisionDataModule):
             given: a number of samples, or a fraction in (0, 1).
         crop_padding: Pixels of zero padding around each training image before a random crop back to
             `image_size` (0: no crop).
+        stratify: Take the validation split from each class in proportion to its size (seeded), so a
+            rare class is not left out of it by chance; False: a plain random split.
         **kwargs: See `VisionDataModule` (batch_size, num_workers, augment, train_transform, seed, ...).
     """
 
@@ -41,12 +45,13 @@ class ImageFilesDataModule(VisionDataModule):
         std: list[float] | None = None,
         val_size: int | float = 0.1,
         crop_padding: int = 0,
+        stratify: bool = True,
         **kwargs,
     ) -> None:
         super().__init__(data_dir="", val_size=val_size, **kwargs)
         if crop_padding < 0:
             raise UserInputError(f"data.crop_padding: must be 0 or more pixels, got {crop_padding}")
-        self.crop_padding = crop_padding
+        self.crop_padding, self.stratify = crop_padding, stratify
         if channels not in MODES:
             raise UserInputError(f"data.channels: must be 1 (grayscale) or 3 (RGB), got {channels}")
         if len(image_size) != 2 or min(image_size) < 1:
@@ -68,6 +73,11 @@ class ImageFilesDataModule(VisionDataModule):
                 f"data.{key}: needs one value per channel ({self.in_channels}), got {len(values)}"
             )
         return tuple(float(v) for v in values)
+
+    def split_targets(self, dataset: Dataset) -> Sequence[int] | None:
+        """The training images' labels when `stratify` is on (ImageFolder and CSV datasets have `targets`)."""
+        targets = getattr(dataset, "targets", None)
+        return [int(t) for t in targets] if self.stratify and targets is not None else None
 
     def augmentations(self) -> list[v2.Transform]:
         crop = [v2.RandomCrop(self.image_size, padding=self.crop_padding)] if self.crop_padding else []
