@@ -150,3 +150,11 @@ def test_every_shipped_space_fits_its_config(name, fashion_mnist_root, tmp_path)
     )
     sweep.check()  # every key exists and takes every choice and both ends of every range
     assert len(sweep.parameters) >= 3
+
+
+def test_a_storage_that_cannot_be_opened_is_one_error_line(sweep_args, tmp_path, capsys):
+    args = [*sweep_args, "--trials", 1, "--output", tmp_path / "out", "--storage", "nosuchdb://x"]
+    code, _, err = run_command(main, args, capsys)
+    assert code == 1
+    (line,) = error_lines(err)
+    assert line.startswith("error: --storage: cannot open the study fashion_mnist at nosuchdb://x (")

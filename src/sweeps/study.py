@@ -23,7 +23,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import Trial
 from sqlalchemy.exc import SQLAlchemyError
 
-from src.errors import UserInputError, describe_config_error
+from src.errors import UserInputError, describe_config_error, one_line
 from src.lightning_cli import cli_main
 from src.sweeps.space import edge_values, load_space
 
@@ -79,9 +79,10 @@ def open_study(
                 direction=direction,
                 load_if_exists=True,
             )
-        except (SQLAlchemyError, optuna.exceptions.DuplicatedStudyError):
+        except (SQLAlchemyError, optuna.exceptions.DuplicatedStudyError) as err:
             if attempt == 4:
-                raise
+                reason = one_line(err)
+                raise UserInputError(f"--storage: cannot open the study {name} at {url} ({reason})") from err
             time.sleep(0.2 + random.random())
     raise AssertionError("unreachable")
 
