@@ -29,7 +29,7 @@ from PIL import Image
 
 from src.errors import UserInputError, exit_on_user_error
 from src.models.classifier import ImageClassifier
-from src.predictions import predict_files
+from src.predictions import predict_with, resolve_device
 from src.serving.client import post_image
 from src.serving.process import ServerProcess
 
@@ -58,14 +58,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def make_images(checkpoint: str, count: int, folder: Path) -> list[Path]:
-    """`count` PNG files of the checkpoint's input size and channels, each a different smooth pattern."""
+def load_model(checkpoint: str, device: str) -> ImageClassifier:
+    """The checkpoint's model on `device`, or a `UserInputError` saying how to get a checkpoint."""
     if not Path(checkpoint).is_file():
         raise UserInputError(
             f"--checkpoint: {checkpoint} not found (train one first: python -m src.cli fit --config "
             "configs/quickstart.yaml)"
         )
-    hparams = ImageClassifier.from_checkpoint(checkpoint).hparams
+    return ImageClassifier.from_checkpoint(checkpoint, resolve_device(device))
+
+
+def make_images(model: ImageClassifier, count: int, folder: Path) -> list[Path]:
+    """`count` PNG files of the model's input size and channels, each a different smooth pattern."""
+    hparams = model.hparams
     height, width = hparams["image_size"]
     rng = np.random.default_rng(0)
     paths = []
@@ -79,12 +84,15 @@ def make_images(checkpoint: str, count: int, folder: Path) -> list[Path]:
     return paths
 
 
-def in_process_rate(args: argparse.Namespace, paths: list[Path]) -> tuple[float, dict[str, dict]]:
-    """Images/s of `predict_files` on `--requests` images (batches of 64), and its answer per image."""
-    predict_files(args.checkpoint, paths[:8], top_k=3, device=args.device)  # warm-up
-    files = [paths[i % len(paths)] for i in range(args.requests)]
+def in_process_rate(
+    model: ImageClassifier, requests: int, paths: list[Path]
+) -> tuple[float, dict[str, dict]]:
+    """Images/s of `predict_files` with the model already loaded, as the server has it (`predict_with`,
+    batches of 64) on `requests` images; and its answer per image."""
+    predict_with(model, paths[:8], top_k=3, batch_size=64)  # warm-up
+    files = [paths[i % len(paths)] for i in range(requests)]
     start = time.perf_counter()
-    rows = predict_files(args.checkpoint, files, top_k=3, device=args.device, batch_size=64)
+    rows = predict_with(model, files, top_k=3, batch_size=64)
     seconds = time.perf_counter() - start
     return len(files) / seconds, {row["path"]: row for row in rows[: len(paths)]}
 
@@ -136,15 +144,16 @@ def percentile(values: list[float], q: float) -> float:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     with exit_on_user_error(), tempfile.TemporaryDirectory() as folder:
-        paths = make_images(args.checkpoint, args.images, Path(folder))
-        rate, expected = in_process_rate(args, paths)
+        model = load_model(args.checkpoint, args.device)
+        paths = make_images(model, args.images, Path(folder))
+        rate, expected = in_process_rate(model, args.requests, paths)
         bad = f"1 in {args.bad_every} bad" if args.bad_every else "no bad requests"
         machine = f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
         print(
             f"Machine: {machine}; device {args.device}; {args.requests} requests, "
             f"{args.clients} clients, {bad}"
         )
-        print(f"In-process predict_files: {rate:,.0f} images/s (batches of 64)\n")
+        print(f"In-process predict_files (model loaded): {rate:,.0f} images/s (batches of 64)\n")
         header = (
             f"{'max batch':>9} {'images/s':>9} {'ratio':>6} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
             f"{'MB warm':>8} {'MB after':>8} {'change':>7}"

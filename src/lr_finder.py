@@ -12,17 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import yaml
+from lightning import Callback, LightningModule, Trainer
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only, no window
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
-from lightning import Callback, LightningModule, Trainer  # noqa: E402
-
-from src.errors import UserInputError  # noqa: E402
-from src.files import replace_when_done  # noqa: E402
+from src.errors import UserInputError
+from src.files import replace_when_done
 
 #: The config key of the base learning rate that the suggestion sets.
 LR_KEY = "model.init_args.optimizer.init_args.lr"
@@ -114,14 +110,13 @@ class LRRangeTest(Callback):
 
     def plot(self, path: Path, suggestion: float) -> Path:
         """Loss against learning rate (log scale), the suggestion marked; saved to `path`."""
-        figure, axes = plt.subplots(figsize=(7, 4.5))
+        figure = Figure(figsize=(7, 4.5), layout="tight")  # no pyplot: nothing global, no window
+        axes = figure.subplots()
         axes.plot(self.lrs[: len(self.losses)], self.losses)
         axes.axvline(suggestion, color="tab:red", linestyle="--", label=f"suggested base lr {suggestion:.3g}")
         axes.set(xscale="log", xlabel="base learning rate", ylabel="training loss (smoothed)")
         axes.legend()
-        figure.tight_layout()
         figure.savefig(path, dpi=100)
-        plt.close(figure)
         return path
 
 

@@ -169,6 +169,13 @@ def predict_files(
     files = expand_image_paths(paths)
     model = ImageClassifier.from_checkpoint(checkpoint, resolve_device(device), weights_only)
     check_top_k(top_k, len(model.class_names))
+    return predict_with(model, files, top_k, batch_size)
+
+
+def predict_with(
+    model: ImageClassifier, files: Sequence[str | Path], top_k: int, batch_size: int
+) -> list[dict]:
+    """`predict_files` with the model already loaded: rows for `files` (image files), in batches."""
     rows = []
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]

@@ -14,8 +14,8 @@ from PIL import Image
 from starlette.datastructures import FormData, UploadFile
 
 from src.predictions import predict_files
-from src.serving.api import BadRequest, ClassifierAPI
-from src.serving.guard import PredictGuard
+from src.serving.api import ClassifierAPI
+from src.serving.guard import BadRequest, PredictGuard
 from src.serving.server import build_server
 
 

@@ -17,21 +17,13 @@ from typing import Any
 
 import litserve as ls
 import torch
-from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
 from src.data.images import ImageTooLargeError
 from src.errors import UserInputError
 from src.models.classifier import ImageClassifier
 from src.predictions import class_probabilities, rank_predictions, read_image
-
-
-class BadRequest(Exception):
-    """An upload the model cannot take, kept as the request's answer: an HTTP status and a reason."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.detail = status, detail
+from src.serving.guard import BadRequest, answer
 
 
 class ClassifierAPI(ls.LitAPI):
@@ -104,7 +96,7 @@ class ClassifierAPI(ls.LitAPI):
     def encode_response(self, output):
         """`{"predictions": [{"class": ..., "probability": ...}, ...]}`, or `{"detail": ...}` with a 4xx."""
         if isinstance(output, BadRequest):
-            return JSONResponse({"detail": output.detail}, status_code=output.status)
+            return answer(output)
         pairs = zip(output["classes"], output["probs"], strict=True)
         return {"predictions": [{"class": name, "probability": p} for name, p in pairs]}
 

@@ -10,26 +10,20 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: The request types the prediction endpoint reads.
 FORM, JSON = "multipart/form-data", "application/json"
-#: The headers an API key may come in.
-KEY_HEADERS = ("x-api-key", "authorization")
 
 
-class RequestRejected(Exception):
-    """A request the guard answers itself: an HTTP status and a one-line reason."""
+class BadRequest(Exception):
+    """A request answered with a 4xx JSON error `{"detail": ...}`: an HTTP status and a one-line reason
+    (by the guard, or by `ClassifierAPI` for an upload the model cannot take)."""
 
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
@@ -57,50 +51,48 @@ class PredictGuard:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = Headers(scope=scope)
         try:
             self.check_headers(headers)
-            body = await self.read_body(headers, receive)
+            body = await self.read_body(receive)
             if headers.get("content-type", "").startswith(JSON):
                 check_json(body)
             else:
                 await check_form(scope, body)
-        except RequestRejected as err:
-            await reject(send, err)
+        except BadRequest as err:
+            await answer(err)(scope, receive, send)
             return
         await self.app(scope, replay(body, receive), send)
 
-    def check_headers(self, headers: dict[str, str]) -> None:
+    def check_headers(self, headers: Headers) -> None:
         """The API key and the content type; the declared length when there is one."""
         if self.api_key is not None:
             given = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
             if not secrets.compare_digest(given.encode(), self.api_key.encode()):
                 what = "wrong API key" if given else "missing API key"
-                raise RequestRejected(
-                    401, f"{what}: send it as 'X-API-Key: KEY' or 'Authorization: Bearer KEY'"
-                )
+                raise BadRequest(401, f"{what}: send it as 'X-API-Key: KEY' or 'Authorization: Bearer KEY'")
         content_type = headers.get("content-type", "")
         if not content_type.startswith((FORM, JSON)):
-            raise RequestRejected(
+            raise BadRequest(
                 415,
                 f"unsupported content type {content_type or '(none)'!r}: send the image as a multipart form "
                 'field \'file\', or as JSON {"image": "<base64>"}',
             )
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_bytes:
-            raise RequestRejected(413, too_large(int(length), self.max_bytes))
+            raise BadRequest(413, too_large(int(length), self.max_bytes))
 
-    async def read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
+    async def read_body(self, receive: Receive) -> bytes:
         """The whole body, refused as soon as it passes `max_bytes`."""
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise RequestRejected(400, "the client disconnected before the request was complete")
+                raise BadRequest(400, "the client disconnected before the request was complete")
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                raise RequestRejected(413, too_large(size, self.max_bytes, at_least=True))
+                raise BadRequest(413, too_large(size, self.max_bytes, at_least=True))
             chunks.append(chunk)
             more = message.get("more_body", False)
         return b"".join(chunks)
@@ -126,9 +118,9 @@ def check_json(body: bytes) -> None:
     try:
         content = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RequestRejected(400, f"the body is not valid JSON ({err})") from err
+        raise BadRequest(400, f"the body is not valid JSON ({err})") from err
     if not isinstance(content, dict) or not isinstance(content.get("image"), str):
-        raise RequestRejected(400, 'JSON requests must be an object {"image": "<base64 of the image file>"}')
+        raise BadRequest(400, 'JSON requests must be an object {"image": "<base64 of the image file>"}')
 
 
 async def check_form(scope: Scope, body: bytes) -> None:
@@ -137,7 +129,7 @@ async def check_form(scope: Scope, body: bytes) -> None:
     try:
         form = await request.form()
     except HTTPException as err:
-        raise RequestRejected(400, f"the multipart form cannot be read ({err.detail})") from err
+        raise BadRequest(400, f"the multipart form cannot be read ({err.detail})") from err
     await form.close()
 
 
@@ -159,11 +151,7 @@ def replay(body: bytes, receive: Receive) -> Receive:
     return again
 
 
-async def reject(send: Send, err: RequestRejected) -> None:
-    """Answer `err` as JSON `{"detail": ...}` with its status."""
-    body = json.dumps({"detail": err.detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if err.status == 401:
-        headers.append((b"www-authenticate", b"Bearer"))
-    await send({"type": "http.response.start", "status": err.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+def answer(err: BadRequest) -> JSONResponse:
+    """`err` as a JSON response `{"detail": ...}` with its status."""
+    headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
+    return JSONResponse({"detail": err.detail}, status_code=err.status, headers=headers)

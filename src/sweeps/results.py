@@ -7,31 +7,23 @@ import warnings
 from pathlib import Path
 from typing import cast
 
-import matplotlib
+import matplotlib.pyplot as plt
+import optuna
+import yaml
+from matplotlib.figure import Figure
+from optuna.importance import PedAnovaImportanceEvaluator
+from optuna.trial import FrozenTrial, TrialState
+from optuna.visualization import matplotlib as plots
 
-matplotlib.use("Agg")  # files only, no window
-
-import matplotlib.pyplot as plt  # noqa: E402
-import optuna  # noqa: E402
-import yaml  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from optuna.importance import PedAnovaImportanceEvaluator  # noqa: E402
-from optuna.trial import FrozenTrial, TrialState  # noqa: E402
-from optuna.visualization import matplotlib as plots  # noqa: E402
-
-from src.errors import UserInputError  # noqa: E402
-from src.files import replace_when_done  # noqa: E402
+from src.errors import UserInputError
+from src.files import replace_when_done
 
 
 def trial_rows(study: optuna.Study) -> list[dict]:
     """One dict per trial: number, state, value, seconds, then each parameter by key."""
     rows = []
     for trial in study.get_trials(deepcopy=False):
-        seconds = (
-            (trial.datetime_complete - trial.datetime_start).total_seconds()
-            if trial.datetime_complete and trial.datetime_start
-            else None
-        )
+        seconds = trial.duration.total_seconds() if trial.duration is not None else None
         row = {"number": trial.number, "state": trial.state.name, "value": trial.value, "seconds": seconds}
         rows.append(row | trial.params)
     return rows
