@@ -7,6 +7,8 @@ import time
 import torch
 from lightning import Callback, LightningModule, Trainer
 
+from src.callbacks import EMA
+
 
 class EpochTimer(Callback):
     """Seconds of each training epoch: from `on_train_epoch_start` to `on_train_epoch_end`.
@@ -68,7 +70,11 @@ class TimeToAccuracy(Callback):
 
 @torch.no_grad()
 def test_accuracy(trainer: Trainer, pl_module: LightningModule) -> float:
-    """Accuracy of the model as it is now on the datamodule's test split (evaluation transforms only)."""
+    """Accuracy of the model as it is now on the datamodule's test split (evaluation transforms only);
+    the averaged weights when an EMA callback keeps them (as validation and checkpoints use them)."""
+    ema = next((c for c in trainer.callbacks if isinstance(c, EMA)), None)
+    if ema is not None and ema._average_model is not None:
+        pl_module = ema._average_model.module
     datamodule = trainer.datamodule
     if datamodule.test_set is None:
         datamodule.setup("test")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from src.commands import add_weights_only_argument
+from src.commands import add_tta_argument, add_weights_only_argument
 from src.errors import exit_on_user_error
 from src.onnx_export import describe, export_onnx
 
@@ -25,10 +25,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--opset", type=int, default=None, help="ONNX opset version (default: the exporter's)"
     )
+    add_tta_argument(parser)
     add_weights_only_argument(parser)
     args = parser.parse_args(argv)
     with exit_on_user_error():
-        path = export_onnx(args.checkpoint, args.output, args.opset, args.weights_only)
+        path = export_onnx(args.checkpoint, args.output, args.opset, args.weights_only, args.tta)
     print(describe(path))
 
 

@@ -24,6 +24,7 @@ import src.data
 from src.callbacks import (
     BestCheckpointToLoggers,
     Checkpoint,
+    EpochSummaryCSV,
     EvaluationFigures,
     FiniteLossCheck,
     RandomStateCheckpoint,
@@ -60,8 +61,9 @@ def default_callbacks(trainer_config: Any, step_checkpoint: StepCheckpoint | Non
     """What every run gets besides the config's own callbacks, following the trainer's switches.
 
     Best checkpoint on `val/acc` plus `last.ckpt`, and `step_checkpoint` (`last.ckpt` every N steps),
-    unless `enable_checkpointing` is false; the learning rate of each group and, at the end, the best
-    checkpoint (`BestCheckpointToLoggers`) to the loggers, unless there is none; a grid of inputs;
+    unless `enable_checkpointing` is false; the learning rate of each group, a per-epoch `summary.csv`
+    (`EpochSummaryCSV`) and, at the end, the best checkpoint (`BestCheckpointToLoggers`) to the loggers,
+    unless there is none; a grid of inputs;
     evaluation figures (confusion matrix, misclassified examples) and per-class test accuracy; a stop
     on a NaN/inf loss; `last.ckpt` on SIGTERM; random states in checkpoints.
 
@@ -86,7 +88,7 @@ def default_callbacks(trainer_config: Any, step_checkpoint: StepCheckpoint | Non
         if step_checkpoint is not None:
             callbacks.append(step_checkpoint)
     if trainer_config.get("logger") not in (None, False, []):
-        callbacks.append(LearningRateMonitor())
+        callbacks += [LearningRateMonitor(), EpochSummaryCSV()]
         if trainer_config.get("enable_checkpointing") is not False:
             callbacks.append(BestCheckpointToLoggers())
     callbacks += [

@@ -44,7 +44,8 @@ OUTPUT_NAME = "probabilities"
 
 
 class ProbabilitiesFromImages(nn.Module):
-    """`softmax(backbone(normalize(images)))`: raw images in [0, 1] to class probabilities.
+    """`softmax(backbone(normalize(images)))`: raw images in [0, 1] to class probabilities (averaged with
+    those of the mirror images when the model's `tta` is on).
 
     Args:
         model: The trained classifier; its backbone and its normalisation are used (not copied).
@@ -55,7 +56,7 @@ class ProbabilitiesFromImages(nn.Module):
         self.model = model
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(self.model.normalize(images)).softmax(dim=-1)
+        return self.model.probabilities(self.model.normalize(images))
 
 
 def export_onnx(
@@ -63,6 +64,7 @@ def export_onnx(
     output: str | os.PathLike,
     opset: int | None = None,
     weights_only: bool = True,
+    tta: bool | None = None,
 ) -> Path:
     """Export the checkpoint's model to the ONNX file `output` (see the module docstring); return its path.
 
@@ -71,12 +73,13 @@ def export_onnx(
         output: The `.onnx` file to write (its folder is created if needed).
         opset: ONNX opset version; None for the exporter's default.
         weights_only: Refuse a checkpoint of pickled Python objects (see `safe_load`).
+        tta: Export the flip averaging of test-time augmentation (None: the checkpoint's `tta`).
 
     Raises:
         UserInputError: The checkpoint is missing or not one, or `output` cannot be written.
     """
     path = check_output_file(output, (".onnx",), key="--output")
-    model = ImageClassifier.from_checkpoint(checkpoint, "cpu", weights_only)
+    model = ImageClassifier.from_checkpoint(checkpoint, "cpu", weights_only, tta=tta)
     hparams = cast(AttributeDict, model.hparams)
     channels, size = int(hparams.in_channels), tuple(int(s) for s in hparams.image_size)
     wrapper = ProbabilitiesFromImages(model).eval()
@@ -105,6 +108,7 @@ def export_onnx(
             "mean": json.dumps(model.input_mean.flatten().tolist()),
             "std": json.dumps(model.input_std.flatten().tolist()),
             "input_range": "[0, 1]",
+            "tta": json.dumps(model.tta),
         },
     )
     proto.doc_string = (

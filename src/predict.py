@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from src.commands import add_weights_only_argument
+from src.commands import add_tta_argument, add_weights_only_argument
 from src.errors import exit_on_user_error
 from src.predictions import check_output, format_rows, predict_files, write_predictions
 
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "cpu", "cuda"],
         help="auto (default): the GPU when there is one, else the CPU",
     )
+    add_tta_argument(parser)
     add_weights_only_argument(parser)
     return parser
 
@@ -59,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.output is not None:
             check_output(args.output)
         rows = predict_files(
-            args.checkpoint, args.paths, args.top_k, args.device, args.batch_size, args.weights_only
+            args.checkpoint, args.paths, args.top_k, args.device, args.batch_size, args.weights_only, args.tta
         )
         print("\n".join(format_rows(rows)))
         if args.output is not None:

@@ -132,7 +132,7 @@ def class_probabilities(model: ImageClassifier, images: Sequence[torch.Tensor]) 
     """Class probabilities (N, num_classes) of `read_image` tensors: normalised with the training data's
     mean/std and run through `model` as one batch on its device."""
     batch = torch.stack(list(images)).to(model.input_mean.device)
-    return model(model.normalize(batch)).softmax(dim=-1)
+    return model.probabilities(model.normalize(batch))
 
 
 def predict_files(
@@ -142,6 +142,7 @@ def predict_files(
     device: str = "auto",
     batch_size: int = 64,
     weights_only: bool = True,
+    tta: bool | None = None,
 ) -> list[dict]:
     """Predict image files with a checkpoint; one dict per image, in the order of `paths`.
 
@@ -155,6 +156,7 @@ def predict_files(
         device: `auto` (GPU when available), `cpu` or `cuda`.
         batch_size: Images per forward pass.
         weights_only: Refuse a checkpoint of pickled Python objects (see `safe_load`).
+        tta: Average each image's probabilities with its mirror image's (None: the checkpoint's `tta`).
 
     Returns:
         `[{"path": "x.png", "classes": ["Sneaker", ...], "probs": [0.973, ...]}, ...]`, `top_k` each.
@@ -167,7 +169,7 @@ def predict_files(
     if batch_size < 1:
         raise UserInputError(f"--batch-size: must be at least 1, got {batch_size}")
     files = expand_image_paths(paths)
-    model = ImageClassifier.from_checkpoint(checkpoint, resolve_device(device), weights_only)
+    model = ImageClassifier.from_checkpoint(checkpoint, resolve_device(device), weights_only, tta=tta)
     check_top_k(top_k, len(model.class_names))
     return predict_with(model, files, top_k, batch_size)
 

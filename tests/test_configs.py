@@ -18,8 +18,10 @@ CONFIGS = sorted(p.name for p in (REPO / "configs").glob("*.yaml"))
 DOWNLOADED = {
     "fashion_mnist.yaml": "fashion_mnist",
     "fashion_mnist_fast.yaml": "fashion_mnist",
+    "fashion_mnist_best.yaml": "fashion_mnist",
     "cifar10_cnn.yaml": "cifar10",
     "cifar10_resnet18.yaml": "cifar10",
+    "cifar10_timm.yaml": "cifar10",
     "finetune_resnet.yaml": "cifar10",
 }
 #: The configs for your own data: as shipped they train on the sample's training images alone (a

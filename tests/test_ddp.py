@@ -68,6 +68,12 @@ def test_ddp_two_cpu_processes_log_synchronised_metrics(fashion_mnist_root, tmp_
     assert rank0["val/loss"] == rank1["val/loss"]
 
     # Each rank saw half of the 80 validation images; the logged value is the accuracy over all 80.
+    # The per-epoch summary is written once, by process 0, with the synchronised value.
+    (summary,) = tmp_path.rglob("summary.csv")
+    header, *rows = summary.read_text().splitlines()
+    column = header.split(",").index("val/acc")
+    assert len(rows) == 1 and float(rows[0].split(",")[column]) == rank0["val/acc"]
+
     last = next(tmp_path.rglob("last.ckpt"))
     model = ImageClassifier.load_from_checkpoint(last, map_location="cpu").eval()
     dm = FashionMNISTDataModule(

@@ -17,7 +17,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from src.data import CIFAR10DataModule, FashionMNISTDataModule
-from src.data.in_memory import batch_augment
+from src.data.augment import batch_augment
 from src.lightning_cli import cli_main
 from src.models import ImageClassifier
 from src.models.components import LeNet

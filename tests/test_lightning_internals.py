@@ -10,6 +10,9 @@ Each has no public equivalent in lightning 2.6:
   `_monitor_candidates` (src/callbacks/checkpoint.py): `StepCheckpoint` writes the final `last.ckpt`.
 - `fit_loop.epoch_loop._batches_that_stepped` (src/callbacks/evaluation.py): the step Lightning logs an
   epoch's scalars at, so figures line up with them.
+- `fit_loop._combined_loader` (src/models/schedules.py): dropped after `estimated_stepping_batches` built
+  it early, so that the fit loop builds it again and restores a resumed loader's position (Lightning
+  issue #20550; tests/test_faults.py resumes through it).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import inspect
 import lightning.pytorch.cli
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loops.fit_loop import _FitLoop
 
 from src.lightning_cli import cli_main
 
@@ -57,3 +61,10 @@ def test_fit_loop_counts_batches_that_stepped(fast_args):
         ]
     )
     assert cli.trainer.fit_loop.epoch_loop._batches_that_stepped == 3 == cli.trainer.global_step
+
+
+def test_fit_loop_builds_its_loader_again_when_dropped():
+    setup = inspect.getsource(_FitLoop.setup_data)
+    # The early return that skips restoring the loader's state, and the restore at the end of a rebuild.
+    assert "if self._combined_loader is not None and not self._should_reload_train_dl:" in setup
+    assert "self._load_combined_loader_states()" in setup

@@ -59,6 +59,7 @@ def restore_torch_flags():
 def test_every_preset_is_known_to_these_tests():
     names = {path.stem for path in PRESETS.glob("*.yaml")}
     on_cpu = {"cpu", "debug", "bf16", "fp16", "compile", "accumulate", "deterministic", "profiler"}
+    on_cpu |= {"ema", "early_stopping"}
     assert names == on_cpu | NOT_ON_CPU
 
 
@@ -69,7 +70,10 @@ def test_preset_composes_with_a_dataset_config(name, capsys):
     wanted = leaves(yaml.safe_load((PRESETS / f"{name}.yaml").read_text()))
     assert wanted, f"{name}.yaml sets nothing"
     for key, value in wanted.items():
-        assert resolved[key] == value, key
+        if key.endswith("+"):  # a list the preset appends to (callbacks+)
+            assert [item["class_path"] for item in resolved[key[:-1]]] == [v["class_path"] for v in value]
+        else:
+            assert resolved[key] == value, key
     # The dataset config is still all there.
     assert config["data"]["class_path"] == "src.data.FashionMNISTDataModule"
     assert config["model"]["init_args"]["backbone"]["class_path"] == "src.models.components.ConvNet"
@@ -101,7 +105,7 @@ def test_device_presets_run_on_the_cpu(fast_args, name):
 
 def test_ddp_preset_runs_as_one_cpu_process(fast_args):
     try:
-        cli = fast_dev_run(fast_args, *preset("ddp"))
+        cli = fast_dev_run(fast_args, *preset("ddp"), "--trainer.sync_batchnorm=false")  # GPUs only
         assert cli.trainer.strategy.__class__.__name__ == "DDPStrategy"
         assert cli.trainer.world_size == 1
         assert cli.trainer.global_step == 1
@@ -195,3 +199,12 @@ def test_compiled_model_trains_and_its_checkpoint_loads_uncompiled(
         expected = cli.model.eval()(x)
         assert torch.allclose(loaded(x), expected, atol=1e-5)
         assert torch.allclose(network.eval()(x), expected, atol=1e-5)
+
+
+def test_ema_and_early_stopping_presets_add_their_callbacks(fast_args):
+    limits = ["--trainer.max_epochs=3", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1"]
+    cli = cli_main(["fit", *fast_args, *preset("ema"), *preset("early_stopping"), *limits])
+    names = [type(c).__name__ for c in cli.trainer.callbacks]
+    assert "EMA" in names and "EarlyStopping" in names and "Checkpoint" in names  # appended, not replacing
+    stopper = next(c for c in cli.trainer.callbacks if type(c).__name__ == "EarlyStopping")
+    assert (stopper.monitor, stopper.patience) == ("val/acc", 5)

@@ -11,10 +11,11 @@ from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms import v2
 
+from src.data.augment import Policy, batch_mixer, recipe_augmentations
 from src.data.datasets import ImageFilesDataset, TensorImageDataset, collate_batch, root_dataset
 from src.data.paths import expand_image_paths
 from src.data.resumable import resumable
-from src.data.splits import stratified_split
+from src.data.splits import num_samples, stratified_split
 from src.data.statistics import channel_mean_std
 from src.errors import UserInputError
 
@@ -53,6 +54,13 @@ class VisionDataModule(LightningDataModule):
         seed: Seed of the train/val split and of `train_subset`; the same seed gives the same samples.
         drop_last: Drop the last, incomplete training batch, so every training batch has the same shape
             (what `torch.compile` and CUDA graphs want). Validation and test never drop samples.
+        augment_policy: An automatic augmentation policy after the dataset's own augmentations:
+            `trivialaugment`, `randaugment`, `autoaugment` (torchvision's, per image) or `none`.
+        random_erasing: Probability of erasing a random rectangle of each training image (0: off).
+        mixup_alpha: MixUp of training batches (alpha of its Beta distribution, e.g. 0.2; 0: off); with
+            `cutmix_alpha` too, each batch gets one of the two at random. Targets become soft.
+        cutmix_alpha: CutMix of training batches (e.g. 1.0; 0: off). Both are applied to whole batches on
+            the device (`on_after_batch_transfer`), never to validation or test batches.
         predict_paths: What `predict` runs on: image files, folders (their image files, not sub-folders),
             glob patterns, or `.csv` files listing image paths in their first column (relative to the CSV's
             folder). Each image is loaded with this datamodule's `in_channels` and `image_size` and gets the
@@ -84,6 +92,10 @@ class VisionDataModule(LightningDataModule):
         seed: int = 42,
         predict_paths: list[str] | None = None,
         drop_last: bool = False,
+        augment_policy: Policy = "none",
+        random_erasing: float = 0.0,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
     ) -> None:
         super().__init__()
         self.data_dir = data_dir
@@ -99,6 +111,10 @@ class VisionDataModule(LightningDataModule):
         self.seed = seed
         self.predict_paths = predict_paths
         self.drop_last = drop_last
+        self.augment_policy = augment_policy
+        self.random_erasing = random_erasing
+        self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha
+        self._mixer: Callable | None = None
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
@@ -128,8 +144,12 @@ class VisionDataModule(LightningDataModule):
         return True
 
     def augmentations(self) -> list[v2.Transform]:
-        """Training-only augmentations, applied to uint8 images before normalisation."""
+        """The dataset's own training augmentations (crop, flip), on uint8 images before normalisation."""
         return []
+
+    def training_augmentations(self) -> list[v2.Transform]:
+        """`augmentations()`, then the `augment_policy` and `random_erasing` of the config."""
+        return [*self.augmentations(), *recipe_augmentations(self.augment_policy, self.random_erasing)]
 
     # --- transforms ---------------------------------------------------------------------------------
 
@@ -147,7 +167,7 @@ class VisionDataModule(LightningDataModule):
         """The augmentations (when `augment` is on) followed by the evaluation transforms."""
         if not self.augment:
             return self.eval_transforms()
-        return v2.Compose([v2.ToImage(), *self.augmentations(), self.eval_transforms()])
+        return v2.Compose([v2.ToImage(), *self.training_augmentations(), self.eval_transforms()])
 
     def eval_transforms(self) -> Callable:
         """What validation, test and predict use: `eval_transform` if given, else the defaults."""
@@ -248,6 +268,17 @@ class VisionDataModule(LightningDataModule):
             persistent_workers=self.persistent_workers and workers > 0,
         )
 
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """MixUp/CutMix of training batches (images, class ids) on the device, when the config asks."""
+        mixes = bool(self.mixup_alpha or self.cutmix_alpha)
+        mixing = mixes and self.trainer is not None and self.trainer.training
+        if not mixing or not isinstance(batch, (list, tuple)) or len(batch) != 2:
+            return batch  # e.g. the model summary's example input
+        if self._mixer is None:
+            self._mixer = batch_mixer(self.mixup_alpha, self.cutmix_alpha, self.num_classes)
+        assert self._mixer is not None  # an alpha is set
+        return list(self._mixer(*batch))
+
     def train_dataloader(self) -> DataLoader:
         """Shuffled training batches, in an order fixed by the seed and the epoch, so that a run resumed
         mid-epoch from a checkpoint continues with the very next batch (see `src.data.resumable`)."""
@@ -265,19 +296,3 @@ class VisionDataModule(LightningDataModule):
         """The `predict_paths` images when given, else the test split (in order, never shuffled)."""
         dataset = self.predict_set if self.predict_paths is not None else self.test_set
         return self._loader(dataset, shuffle=False)
-
-
-def num_samples(key: str, size: int | float, n: int) -> int:
-    """The samples a size option means: a fraction of `n` when in (0, 1), else a whole number of samples.
-
-    Decided by value, not type: a config's `100` may reach Python as `100.0` (jsonargparse tries the
-    members of `int | float | None` in the order `typing` caches them).
-
-    >>> num_samples("val_size", 0.25, 320), num_samples("val_size", 80.0, 320)
-    (80, 80)
-    """
-    if 0 < size < 1:
-        return round(n * size)
-    if size != int(size):
-        raise UserInputError(f"data.{key}: needs a fraction in (0, 1) or a whole number, got {size}")
-    return int(size)

@@ -8,85 +8,19 @@ main process, and does augmentation and normalisation on the whole batch after i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import Dataset, Subset
 from torchvision.datasets import VisionDataset
-from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from src.data.augment import batch_augment
 from src.data.base import VisionDataModule
 from src.data.datasets import TensorImageDataset
 from src.errors import UserInputError, missing_files_error, one_line
-
-
-def batch_augment(images: torch.Tensor, augmentations: Sequence[v2.Transform]) -> torch.Tensor:
-    """Apply per-sample augmentations to a batch of images, each image drawing its own random parameters.
-
-    The batched equivalent of applying `v2.Compose(augmentations)` to every image on its own. Supported:
-    `v2.RandomCrop` with constant padding (the CIFAR recipe `RandomCrop(32, padding=4)`) and
-    `v2.RandomHorizontalFlip`. Random numbers come from torch's generator on the images' device.
-
-    >>> images = torch.arange(4, dtype=torch.uint8).view(1, 1, 1, 4).repeat(8, 1, 1, 1)
-    >>> flipped = batch_augment(images, [v2.RandomHorizontalFlip(p=1.0)])
-    >>> flipped[0, 0, 0].tolist()
-    [3, 2, 1, 0]
-
-    Args:
-        images: Images (N, C, H, W), any dtype.
-        augmentations: The dataset's training augmentations (`VisionDataModule.augmentations()`).
-
-    Raises:
-        ValueError: An augmentation this batched path does not implement.
-    """
-    for transform in augmentations:
-        if isinstance(transform, v2.RandomHorizontalFlip):
-            images = _random_flip(images, transform.p)
-        elif isinstance(transform, v2.RandomCrop):
-            images = _random_crop(images, transform)
-        else:
-            raise ValueError(
-                f"the in-memory data path cannot apply {type(transform).__name__} to a batch; "
-                "set data.in_memory=false to use the per-sample transforms"
-            )
-    return images
-
-
-def _random_flip(images: torch.Tensor, p: float) -> torch.Tensor:
-    """Flip each image left-right with probability `p` (as `v2.RandomHorizontalFlip(p)` per image).
-
-    One `gather` with a per-image column order (reversed or not), rather than flipping the whole batch.
-    """
-    n, c, h, w = images.shape
-    flip = torch.rand(n, device=images.device) < p
-    columns = torch.arange(w, device=images.device)
-    order = torch.where(flip.view(n, 1), columns.flip(0), columns)
-    return images.gather(3, order.view(n, 1, 1, w).expand(n, c, h, w))
-
-
-def _random_crop(images: torch.Tensor, crop: v2.RandomCrop) -> torch.Tensor:
-    """Pad, then cut each image at its own uniformly drawn offset (as `crop` does per image)."""
-    if crop.pad_if_needed or (crop.padding is not None and crop.padding_mode != "constant"):
-        raise ValueError(
-            "the in-memory data path supports RandomCrop with constant padding only; "
-            "set data.in_memory=false to use the per-sample transforms"
-        )
-    if crop.padding is not None:
-        left, right, top, bottom = crop.padding
-        images = F.pad(images, [left, top, right, bottom], fill=crop.fill)
-    n, _, height, width = images.shape
-    crop_h, crop_w = crop.size
-    device = images.device
-    top = torch.randint(0, height - crop_h + 1, (n, 1), device=device)
-    left = torch.randint(0, width - crop_w + 1, (n, 1), device=device)
-    rows = (top + torch.arange(crop_h, device=device)).view(n, 1, crop_h, 1)
-    cols = (left + torch.arange(crop_w, device=device)).view(n, 1, 1, crop_w)
-    batch = torch.arange(n, device=device).view(n, 1, 1, 1)
-    channels = torch.arange(images.shape[1], device=device).view(1, -1, 1, 1)
-    return images[batch, channels, rows, cols]
 
 
 class InMemoryVisionDataModule(VisionDataModule):
@@ -222,14 +156,15 @@ class InMemoryVisionDataModule(VisionDataModule):
             train: Apply `augmentations()` (when `augment` is on), as for training batches.
         """
         if train and self.augment:
-            images = batch_augment(images, self.augmentations())
+            images = batch_augment(images, self.training_augmentations())
         images = F.to_dtype(images, torch.float32, scale=True)
         return F.normalize(images, list(self.mean), list(self.std))
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """Transform uint8 batches (from the in-memory path) on the device; pass the others unchanged."""
-        if not isinstance(batch, (list, tuple)) or batch[0].dtype != torch.uint8:
-            return batch  # e.g. predict_paths images, already transformed one by one
-        images, *rest = batch
-        training = self.trainer is not None and self.trainer.training
-        return [self.transform_batch(images, train=training), *rest]
+        """Transform uint8 batches (from the in-memory path) on the device, then mix them when asked."""
+        if isinstance(batch, (list, tuple)) and batch[0].dtype == torch.uint8:
+            images, *rest = batch
+            training = self.trainer is not None and self.trainer.training
+            batch = [self.transform_batch(images, train=training), *rest]
+        # Else e.g. predict_paths images, already transformed one by one. Then MixUp/CutMix, if on.
+        return super().on_after_batch_transfer(batch, dataloader_idx)

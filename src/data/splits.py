@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import torch
 
+from src.errors import UserInputError
+
 
 def stratified_split(targets: Sequence[int], n_val: int, seed: int) -> tuple[list[int], list[int]]:
     """(train, val) indices with `n_val` validation samples taken from each class in proportion to its size.
@@ -34,3 +36,19 @@ def stratified_split(targets: Sequence[int], n_val: int, seed: int) -> tuple[lis
         val += [by_class[c][i] for i in order[: quota[c]]]
     chosen = set(val)
     return [i for i in range(n) if i not in chosen], sorted(val)
+
+
+def num_samples(key: str, size: int | float, n: int) -> int:
+    """The samples a size option means: a fraction of `n` when in (0, 1), else a whole number of samples.
+
+    Decided by value, not type: a config's `100` may reach Python as `100.0` (jsonargparse tries the
+    members of `int | float | None` in the order `typing` caches them).
+
+    >>> num_samples("val_size", 0.25, 320), num_samples("val_size", 80.0, 320)
+    (80, 80)
+    """
+    if 0 < size < 1:
+        return round(n * size)
+    if size != int(size):
+        raise UserInputError(f"data.{key}: needs a fraction in (0, 1) or a whole number, got {size}")
+    return int(size)

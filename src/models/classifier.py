@@ -2,36 +2,40 @@
 
 from __future__ import annotations
 
-import io
 import os
 import warnings
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from lightning import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from src.errors import UserInputError, find_user_error, one_line
-from src.models.loading import load_state_checked, load_weights, safe_load
+from src.models.loading import load_weights
 from src.models.param_groups import (
     ParamGroup,
     apply_lr_scales,
     build_param_groups,
     freeze_param_groups,
 )
+from src.models.rebuild import rebuild_from_checkpoint
+from src.models.schedules import build_schedule, length_argument, run_length, scale_lr, warmup_length
 
 
 class ImageClassifier(LightningModule):
     """Trains `backbone` with cross-entropy; logs loss and accuracy per stage.
 
     Logged metrics: `train/loss`, `train/acc`, `val/loss`, `val/acc`, `val/acc_best` (best epoch so far),
-    `test/loss`, `test/acc`. The optimiser and scheduler are injected from the config and built in
-    `configure_optimizers`, with per-group settings from `param_groups`.
+    `test/loss`, `test/acc`, and `val/acc_top5`, `test/acc_top5` when there are more than 5 classes. The
+    optimiser and scheduler are injected from the config and built in `configure_optimizers`, with
+    per-group settings from `param_groups`, an optional warm-up, and the run's length filled in.
+
+    Training batches may carry soft targets (N, num_classes) instead of class ids, as MixUp/CutMix give
+    (`data.mixup_alpha`, `data.cutmix_alpha`): the loss is then the cross-entropy with those
+    probabilities, and `train/acc` counts the target's largest share as the right class.
 
     >>> from src.models.components import LeNet
     >>> model = ImageClassifier(LeNet(num_classes=10), num_classes=10)
@@ -60,6 +64,18 @@ class ImageClassifier(LightningModule):
             everything that loads them keep the plain parameter names. The first batches are slow (they
             compile); a batch of a new size compiles once more, after which, with the default
             `dynamic=None`, the batch dimension is dynamic.
+        label_smoothing: Label smoothing of the cross-entropy (0.1 in timm's and torchvision's recipes).
+        warmup_epochs: Linear learning-rate warm-up over this many epochs (a fraction of one with
+            `scheduler_interval: step`) before `scheduler` takes over for the rest of the run.
+        warmup_steps: The warm-up in optimiser steps instead (with `scheduler_interval: step`).
+        warmup_start_factor: The warm-up starts at this fraction of each group's learning rate.
+        lr_batch_size: The batch size the optimiser's `lr` is meant for (e.g. 256, timm's `--lr-base-size`):
+            every learning rate is scaled by global batch / `lr_batch_size`, where the global batch is
+            `data.batch_size` x processes x `trainer.accumulate_grad_batches`. None: used as given.
+        channels_last: Keep the network and its inputs in channels-last memory format (faster convolutions
+            with mixed precision on recent GPUs).
+        tta: Test-time augmentation in `test` and `predict` (and the prediction commands): average the
+            class probabilities of each image and its left-right mirror image.
     """
 
     # Buffers registered in `__init__` (typed here: `nn.Module.__getattr__` returns `Tensor | Module`).
@@ -83,6 +99,13 @@ class ImageClassifier(LightningModule):
         param_groups: list[ParamGroup] | None = None,
         backbone_weights: str | None = None,
         compile: bool | dict[str, Any] = False,
+        label_smoothing: float = 0.0,
+        warmup_epochs: float = 0.0,
+        warmup_steps: int = 0,
+        warmup_start_factor: float = 0.01,
+        lr_batch_size: int | None = None,
+        channels_last: bool = False,
+        tta: bool = False,
     ) -> None:
         super().__init__()
         with warnings.catch_warnings():
@@ -98,10 +121,17 @@ class ImageClassifier(LightningModule):
         self.param_groups = param_groups or []
         freeze_param_groups(self, self.param_groups)  # also checks every pattern matches something
 
-        self.criterion = nn.CrossEntropyLoss()
+        self.tta = tta
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        # Top-5 accuracy where it says something (more than 5 classes).
+        self.top5 = nn.ModuleDict(
+            {stage: MulticlassAccuracy(num_classes, top_k=5, average="micro") for stage in ("val", "test")}
+            if num_classes > 5
+            else {}
+        )
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.val_acc_best = MaxMetric()
         self.example_input_array = torch.zeros(1, in_channels, *image_size)
@@ -117,6 +147,7 @@ class ImageClassifier(LightningModule):
         device: str | torch.device = "cpu",
         weights_only: bool = True,
         key: str = "CHECKPOINT",
+        tta: bool | None = None,
     ) -> ImageClassifier:
         """The trained model of a checkpoint file, in eval mode on `device`: prediction, export, serving.
 
@@ -132,55 +163,22 @@ class ImageClassifier(LightningModule):
             weights_only: See `safe_load`; with False, also a checkpoint of a model built in Python around
                 a network object, or a whole `ImageClassifier` saved with `torch.save(model)`.
             key: The option the path came from, which error messages start with.
+            tta: Set the model's `tta` (flip averaging); None keeps the checkpoint's.
 
         Raises:
             UserInputError: The file is missing, empty, corrupt, not a checkpoint of `ImageClassifier`,
                 holds pickled objects while `weights_only`, or weights of another network.
         """
-        path = Path(checkpoint).expanduser()
-        content = safe_load(path, key, weights_only, opt_in="--no-weights-only")
-        if isinstance(content, cls):  # a whole pickled model (only without weights_only)
-            return content.to(device).eval()
-        not_ours = f"{key}: {path} is not a checkpoint of this project's {cls.__name__}"
-        if isinstance(content, nn.Module):
-            raise UserInputError(f"{not_ours} (it holds a pickled {type(content).__name__})")
-        if not isinstance(content, Mapping) or not isinstance(content.get("state_dict"), Mapping):
-            kind = (
-                "a state dict of weights only"
-                if isinstance(content, Mapping)
-                else f"a {type(content).__name__}"
-            )
-            raise UserInputError(
-                f"{not_ours} (it holds {kind}; "
-                "a network's weights go in `model.backbone_weights` for training)"
-            )
-        if "hyper_parameters" not in content:
-            raise UserInputError(f"{not_ours} (it has no hyperparameters to rebuild the network from)")
-        # Rebuild the model from the hyperparameters alone, then check the weights fit before loading
-        # them, so that a mismatch is reported as lists of keys instead of torch's page-long message.
-        skeleton = {k: v for k, v in content.items() if k not in ("state_dict", "optimizer_states")}
-        buffer = io.BytesIO()
-        torch.save({**skeleton, "state_dict": {}}, buffer)
-        buffer.seek(0)
-        try:
-            with warnings.catch_warnings():
-                # Lightning warns that the (empty) state dict lacks the model's keys: they are loaded below.
-                warnings.simplefilter("ignore")
-                # `backbone_weights` only initialised the network before training; the checkpoint has them.
-                model = cls.load_from_checkpoint(
-                    buffer, map_location="cpu", strict=False, weights_only=weights_only, backbone_weights=None
-                )
-        except Exception as err:
-            user_error = find_user_error(err)
-            reason = str(user_error) if user_error is not None else f"{type(err).__name__}: {one_line(err)}"
-            raise UserInputError(f"{not_ours} (cannot rebuild the model from it: {reason})") from err
-        network = type(model.backbone).__name__
-        message = f"{key}: {path}: its weights do not fit its {network}"
-        load_state_checked(model, content["state_dict"], message)
-        return model.to(device).eval()
+        model = rebuild_from_checkpoint(cls, checkpoint, device, weights_only, key)
+        if tta is not None:
+            model.tta = tta
+        return model
 
     def configure_model(self) -> None:
-        """Compile the network (once) if `compile` asks for it; the Trainer calls this for every stage."""
+        """Compile the network (once) if `compile` asks for it, after putting it in channels-last format
+        if `channels_last` asks for it; the Trainer calls this for every stage."""
+        if self.hparams.get("channels_last"):
+            self.backbone.to(memory_format=torch.channels_last)
         options = self.hparams.get("compile", False)
         if options and not getattr(self, "_backbone_compiled", False):
             self.backbone.compile(**(options if isinstance(options, dict) else {}))
@@ -188,18 +186,37 @@ class ImageClassifier(LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for a batch of normalised images."""
+        if self.hparams.get("channels_last") and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.backbone(x)
+
+    def eval_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for evaluation: with `tta`, the log of the mean softmax of `x` and of `x` mirrored
+        left-right (so their softmax is the averaged probabilities); else the plain logits."""
+        if not self.tta:
+            return self(x)
+        probs = (self(x).softmax(dim=-1) + self(x.flip(-1)).softmax(dim=-1)) / 2
+        return probs.log()
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (N, num_classes) of a batch of normalised images (`tta` included)."""
+        return self.eval_logits(x).softmax(dim=-1)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """Normalise raw images (N, C, H, W, floats in [0, 1]) as the training data was."""
         return (images - self.input_mean) / self.input_std
 
-    def _shared_step(self, batch, loss_metric: MeanMetric, acc_metric: MulticlassAccuracy):
+    def _shared_step(self, batch, loss_metric: MeanMetric, acc_metric: MulticlassAccuracy, stage: str):
         x, y = batch
-        logits = self(x)
-        loss = self.criterion(logits, y)
+        logits = self.eval_logits(x) if stage == "test" else self(x)
+        loss = self.criterion(logits, y)  # y: class ids, or soft targets (N, num_classes)
+        labels = y.argmax(dim=1) if y.ndim == 2 else y
         loss_metric(loss)
-        acc_metric(logits, y)
+        acc_metric(logits, labels)
+        if stage in self.top5:
+            top5 = cast(MulticlassAccuracy, self.top5[stage])
+            top5(logits, labels)
+            self.log(f"{stage}/acc_top5", top5)
         return loss, logits
 
     def on_train_start(self) -> None:
@@ -207,14 +224,14 @@ class ImageClassifier(LightningModule):
         self.val_acc_best.reset()
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss, _ = self._shared_step(batch, self.train_loss, self.train_acc)
+        loss, _ = self._shared_step(batch, self.train_loss, self.train_acc, "train")
         self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         """Log loss and accuracy; return `{"loss", "preds"}` (predicted class ids) for callbacks."""
-        loss, logits = self._shared_step(batch, self.val_loss, self.val_acc)
+        loss, logits = self._shared_step(batch, self.val_loss, self.val_acc, "val")
         self.log("val/loss", self.val_loss, prog_bar=True)
         self.log("val/acc", self.val_acc, prog_bar=True)
         return {"loss": loss, "preds": logits.argmax(dim=1)}
@@ -227,7 +244,7 @@ class ImageClassifier(LightningModule):
 
     def test_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         """Log loss and accuracy; return `{"loss", "preds"}` (predicted class ids) for callbacks."""
-        loss, logits = self._shared_step(batch, self.test_loss, self.test_acc)
+        loss, logits = self._shared_step(batch, self.test_loss, self.test_acc, "test")
         self.log("test/loss", self.test_loss)
         self.log("test/acc", self.test_acc)
         return {"loss": loss, "preds": logits.argmax(dim=1)}
@@ -235,19 +252,37 @@ class ImageClassifier(LightningModule):
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         """Class probabilities (N, num_classes) of a batch (images, or (images, labels))."""
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
-        return self(x).softmax(dim=-1)
+        return self.probabilities(x)
 
     def configure_optimizers(self):
+        """The optimiser over `param_groups`, with lr scaled to the global batch (`lr_batch_size`), and
+        the scheduler with a warm-up in front and its length from the Trainer (`src.models.schedules`)."""
+        hp = self.hparams
         optimizer = self.optimizer(build_param_groups(self, self.param_groups))
         apply_lr_scales(optimizer)
-        if self.scheduler is None:
+        if hp.get("lr_batch_size"):
+            trainer = self.trainer
+            batch = trainer.datamodule.batch_size * trainer.world_size * trainer.accumulate_grad_batches
+            factor = scale_lr(optimizer, batch, hp.lr_batch_size)
+            size = hp.lr_batch_size
+            rank_zero_info(f"Learning rates x {factor:g}: global batch {batch} / lr_batch_size {size}")
+        warmup_asked = hp.get("warmup_epochs") or hp.get("warmup_steps")
+        if self.scheduler is None and not warmup_asked:
             return optimizer
+        if warmup_asked or length_argument(self.scheduler):  # the run's length is needed
+            total, per_epoch = run_length(self.trainer, hp.scheduler_interval)
+            warmup = warmup_length(hp.warmup_epochs, hp.warmup_steps, hp.scheduler_interval, per_epoch)
+            if getattr(self.trainer, "fast_dev_run", False):  # a one-batch check: no room for a warm-up
+                warmup = min(warmup, total - 1)
+            scheduler = build_schedule(optimizer, self.scheduler, total, warmup, hp.warmup_start_factor)
+        else:
+            scheduler = self.scheduler(optimizer)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {
-                "scheduler": self.scheduler(optimizer),
-                "interval": self.hparams.scheduler_interval,
-                "frequency": self.hparams.scheduler_frequency,
-                "monitor": self.hparams.scheduler_monitor,
+                "scheduler": scheduler,
+                "interval": hp.scheduler_interval,
+                "frequency": hp.scheduler_frequency,
+                "monitor": hp.scheduler_monitor,
             },
         }

@@ -8,9 +8,10 @@ and `classifier` (the head), so per-group learning rates can select `backbone.fe
 
 from src.models.components.cifar_cnn import CifarCNN
 from src.models.components.convnet import ConvNet
+from src.models.components.hub import TimmNet, TorchvisionNet
 from src.models.components.lenet import LeNet
 from src.models.components.mlp import MLP
 from src.models.components.resnet import ResNet
 from src.models.components.torchvision_resnet import TorchvisionResNet
 
-__all__ = ["MLP", "ConvNet", "LeNet", "CifarCNN", "ResNet", "TorchvisionResNet"]
+__all__ = ["MLP", "ConvNet", "LeNet", "CifarCNN", "ResNet", "TorchvisionResNet", "TorchvisionNet", "TimmNet"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -22,46 +24,55 @@ def _looks_like_path(weights: str) -> bool:
     return weights.endswith(WEIGHT_SUFFIXES) or "/" in weights or os.sep in weights or Path(weights).exists()
 
 
-def _weights_enum(arch: str, name: str) -> WeightsEnum:
+def _weights_enum(arch: str, name: str, who: str = "TorchvisionResNet") -> WeightsEnum:
     """The torchvision weights of `arch` called `name`, e.g. "IMAGENET1K_V1" or "ResNet18_Weights.DEFAULT"."""
     enum = torchvision.models.get_model_weights(arch)
     try:
         weights = torchvision.models.get_weight(name) if "." in name else enum[name]
     except (KeyError, ValueError) as err:
         raise UserInputError(
-            f"TorchvisionResNet weights {name!r}: no such file, nor weights of {arch} "
+            f"{who} weights {name!r}: no such file, nor weights of {arch} "
             f"(choose from {', '.join(enum.__members__)}, or give a local .pth path)"
         ) from err
     if not isinstance(weights, enum):
         raise UserInputError(
-            f"TorchvisionResNet weights {name!r} are not weights of {arch} (those are {enum.__name__}.*)"
+            f"{who} weights {name!r} are not weights of {arch} (those are {enum.__name__}.*)"
         )
     return weights
 
 
-def _download(weights: WeightsEnum) -> dict[str, torch.Tensor]:
-    """The state dict of `weights`, from the torch hub cache or downloaded there."""
+@contextmanager
+def _downloading(weights: WeightsEnum, who: str = "TorchvisionResNet") -> Iterator[None]:
+    """Inside: a failed download of `weights` (offline, bad hash) is one line saying where to put the file."""
     try:
-        return weights.get_state_dict(progress=True, check_hash=True, weights_only=True, map_location="cpu")
+        yield
     except (OSError, RuntimeError) as err:
         cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
         reason = one_line(getattr(err, "reason", None) or err)  # a URLError's reason, if any
         raise UserInputError(
-            f"TorchvisionResNet weights {weights}: cannot download {weights.url} ({reason}); "
+            f"{who} weights {weights}: cannot download {weights.url} ({reason}); "
             f"download it elsewhere and put it at {cached}, or pass the file's local path as `weights`"
         ) from err
 
 
-def _load_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str, arch: str) -> None:
+def _download(weights: WeightsEnum, who: str = "TorchvisionResNet") -> dict[str, torch.Tensor]:
+    """The state dict of `weights`, from the torch hub cache or downloaded there."""
+    with _downloading(weights, who):
+        return weights.get_state_dict(progress=True, check_hash=True, weights_only=True, map_location="cpu")
+
+
+def _load_state_dict(
+    model: nn.Module, state: dict[str, torch.Tensor], source: str, arch: str, who: str = "TorchvisionResNet"
+) -> None:
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shapes that do not match
         raise UserInputError(
-            f"TorchvisionResNet weights: {source} does not fit torchvision's {arch} ({one_line(err)})"
+            f"{who} weights: {source} does not fit torchvision's {arch} ({one_line(err)})"
         ) from err
     if missing or unexpected:
         raise UserInputError(
-            f"TorchvisionResNet weights: {source} is not a torchvision {arch} state dict "
+            f"{who} weights: {source} is not a torchvision {arch} state dict "
             f"(missing keys: {missing[:3]}, unexpected keys: {unexpected[:3]})"
         )
 
