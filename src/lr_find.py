@@ -62,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             "--trainer.max_epochs=-1",
             "--trainer.limit_val_batches=0",
         ]
+        # The range test sets the rates itself: no schedule or warm-up from the config.
+        run += ["--model.scheduler=null", "--model.warmup_epochs=0", "--model.warmup_steps=0"]
         run += [
             "--trainer.num_sanity_val_steps=0",
             "--trainer.enable_checkpointing=false",

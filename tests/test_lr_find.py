@@ -8,7 +8,7 @@ import yaml
 from src.lightning_cli import cli_main
 from src.lr_find import main
 from src.lr_finder import LRRangeTest
-from tests.helpers.cli import error_lines, run_command
+from tests.helpers.cli import REPO, error_lines, run_command
 
 
 def test_suggests_a_rate_writes_a_config_and_the_groups_follow_their_scales(fast_args, tmp_path, capsys):
@@ -56,3 +56,11 @@ def test_each_group_is_swept_at_its_scale(fast_args):
 def test_bad_options_are_one_error_line(fast_args, capsys, args, message):
     code, _, err = run_command(main, [*fast_args, *args], capsys)
     assert code == 1 and error_lines(err) == [message]
+
+
+def test_a_config_with_warmup_and_cosine_gets_no_schedule_in_the_range_test(fast_args, tmp_path, capsys):
+    recipe = ["--config", str(REPO / "configs" / "recipe" / "strong.yaml")]
+    args = [*fast_args, *recipe, "--num-steps", 20, "--plot", tmp_path / "lr.png"]
+    code, out, err = run_command(main, args, capsys)
+    assert code == 0, err
+    assert "Suggested base learning rate:" in out

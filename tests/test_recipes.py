@@ -157,6 +157,8 @@ def test_warmup_lengths_and_their_errors():
         warmup_length(1, 5, "step", 10)
     with pytest.raises(Exception, match="whole number of epochs"):
         warmup_length(0.5, 0, "epoch", 10)
+    with pytest.raises(Exception, match="the length of an epoch is unknown"):
+        warmup_length(1, 0, "step", float("inf"))  # trainer.max_steps without max_epochs
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
     with pytest.raises(Exception, match="must be shorter than the run"):
         build_schedule(optimizer, None, total=10, warmup=10)

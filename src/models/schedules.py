@@ -77,6 +77,11 @@ def warmup_length(warmup_epochs: float, warmup_steps: int, interval: str, steps_
         raise UserInputError("model.warmup_steps: give warmup_epochs or warmup_steps, not both")
     if warmup_epochs < 0 or warmup_steps < 0:
         raise UserInputError("model.warmup_epochs: the warm-up length cannot be negative")
+    if warmup_epochs and not math.isfinite(steps_per_epoch):
+        raise UserInputError(
+            "model.warmup_epochs: the length of an epoch is unknown (trainer.max_steps without "
+            "trainer.max_epochs); give the warm-up as model.warmup_steps"
+        )
     if interval == "epoch":
         if warmup_steps or warmup_epochs != int(warmup_epochs):
             raise UserInputError(
