@@ -168,8 +168,9 @@ def build(args: argparse.Namespace, out_dir: Path, *extra: str):
 # --- (a) the template against a plain loop --------------------------------------------------------------
 
 
-def plain_loop_epochs(args: argparse.Namespace, out_dir: Path) -> list[float]:
-    """Seconds per epoch of `args.steps` steps of a hand-written loop (the first epoch is a warm-up).
+def plain_loop_epochs(args: argparse.Namespace, out_dir: Path) -> tuple[list[float], int]:
+    """Seconds per epoch of `args.steps` steps of a hand-written loop (the first epoch is a warm-up), and
+    the images of one such epoch.
 
     It does what the config asks the template to do, by hand: the batch transforms (augmentation,
     MixUp/CutMix), mixed precision, channels-last, `torch.compile`, label smoothing and the EMA update
@@ -191,13 +192,15 @@ def plain_loop_epochs(args: argparse.Namespace, out_dir: Path) -> list[float]:
     mixer = batch_mixer(datamodule.mixup_alpha, datamodule.cutmix_alpha, datamodule.num_classes)
     bf16 = "bf16" in str(cli.trainer.precision)
     ema = next((c for c in cli.trainer.callbacks if isinstance(c, EMA)), None)
-    average = AveragedModel(model, avg_fn=ema._kwargs["avg_fn"]) if ema is not None else None
+    average = AveragedModel(model, avg_fn=ema.avg_fn) if ema is not None else None
     dataloader = datamodule.train_dataloader()
-    seconds = []
+    seconds, images = [], 0
     for _ in range(args.repeats + 1):
         sync(device)
         start = time.perf_counter()
+        images = 0
         for X, y in first_batches(dataloader, args.steps):
+            images += len(X)
             X, y = X.to(device), y.to(device)
             if X.dtype == torch.uint8:  # the in-memory path: augment and normalise the batch on the device
                 X = datamodule.transform_batch(X, train=True)
@@ -214,7 +217,7 @@ def plain_loop_epochs(args: argparse.Namespace, out_dir: Path) -> list[float]:
                 average.update_parameters(model)
         sync(device)
         seconds.append(time.perf_counter() - start)
-    return seconds[1:]
+    return seconds[1:], images
 
 
 def cli_fit_epochs(args: argparse.Namespace, out_dir: Path) -> list[float]:
@@ -379,7 +382,7 @@ def main(argv: list[str] | None = None) -> None:
             # shows as rounds that disagree.
             plain, fit, ratios = [], [], []
             for round_ in range(2):
-                plain_round = plain_loop_epochs(args, out_dir / f"plain{round_}")
+                plain_round, images = plain_loop_epochs(args, out_dir / f"plain{round_}")
                 fit_round = cli_fit_epochs(args, out_dir / f"fit{round_}")
                 plain, fit = plain + plain_round, fit + fit_round
                 ratios.append(statistics.median(fit_round) / statistics.median(plain_round))
@@ -390,9 +393,8 @@ def main(argv: list[str] | None = None) -> None:
             ratio = fit_s / plain_s
             print(f"  {'ratio fit / plain (target <= 1.03)':<52} {ratio:>10.3f} {verdict(ratio <= 1.03):>7}")
             print(f"  {'ratio in round 1, round 2':<52} {ratios[0]:>10.3f} {ratios[1]:>7.3f}")
-            batch = build(args, out_dir / "batch")[1].batch_size
             for name, seconds in (("plain PyTorch loop", plain_s), ("python -m src.cli fit", fit_s)):
-                print(f"  {name + ', images/s':<52} {args.steps * batch / seconds:>10.0f}")
+                print(f"  {name + ', images/s':<52} {images / seconds:>10.0f}")  # the same batches
             if args.device == "cuda":
                 peak = torch.cuda.max_memory_allocated() / 2**30
                 print(f"  {'peak GPU memory allocated (GiB)':<52} {peak:>10.2f}")

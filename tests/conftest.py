@@ -1,8 +1,10 @@
-"""Shared fixtures: tiny generated datasets, a fast trainer configuration, the trained checkpoint."""
+"""Shared fixtures: tiny generated datasets, a fast trainer configuration, the trained checkpoint, an
+offline torch hub."""
 
 from __future__ import annotations
 
 import os
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,15 @@ def overlay(tmp_path):
 def trained(fashion_mnist_root, tmp_path_factory) -> TrainedCheckpoint:
     """A tiny checkpoint trained once by the real CLI, with its validation and test images as PNG files."""
     return trained_checkpoint(tmp_path_factory, fashion_mnist_root)
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch) -> Path:
+    """An empty torch hub folder, and downloads that fail as they do without a network."""
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+
+    def no_network(url, *args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    return tmp_path / "hub"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import socket
-import urllib.error
-from pathlib import Path
 
 import pytest
 import timm
@@ -28,18 +26,6 @@ SMALL = [
     (lambda c: TimmNet(7, c, (32, 32), name="test_efficientnet", drop_rate=0.1, drop_path_rate=0.1), 256),
 ]
 SMALL_IDS = ["tv-mobilenet", "tv-resnet18-cifar", "timm-test_resnet", "timm-test_efficientnet"]
-
-
-@pytest.fixture
-def offline_torch_hub(tmp_path, monkeypatch) -> Path:
-    """An empty torch hub folder, and downloads that fail as they do without a network."""
-    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
-
-    def no_network(url, *args, **kwargs):
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
-    return tmp_path / "hub"
 
 
 @pytest.fixture
@@ -121,14 +107,14 @@ def test_user_errors_are_one_line(make, match):
 
 
 @pytest.mark.parametrize("weights", ["IMAGENET1K_V1", "DEFAULT", "MobileNet_V3_Small_Weights.IMAGENET1K_V1"])
-def test_torchvision_net_offline_says_where_to_put_the_file(offline_torch_hub, weights):
+def test_torchvision_net_offline_says_where_to_put_the_file(offline_hub, weights):
     with pytest.raises(UserInputError) as info:
         TorchvisionNet(num_classes=10, name="mobilenet_v3_small", weights=weights)
     message = str(info.value)
     assert message.startswith(
         "TorchvisionNet weights MobileNet_V3_Small_Weights.IMAGENET1K_V1: cannot download"
     )
-    assert str(offline_torch_hub / "checkpoints" / "mobilenet_v3_small-047dcff4.pth") in message
+    assert str(offline_hub / "checkpoints" / "mobilenet_v3_small-047dcff4.pth") in message
     assert "Temporary failure in name resolution" in message and "\n" not in message
 
 

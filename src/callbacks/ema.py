@@ -60,7 +60,9 @@ class EMA(EMAWeightAveraging):
             update_every_n_steps=update_every_n_steps,
             update_starting_at_step=update_starting_at_step,
         )
-        self._kwargs["avg_fn"] = ema_avg_fn(decay, warmup)
+        #: The averaging function (`ema_avg_fn`), also for loops written by hand (benchmarks.speed).
+        self.avg_fn = ema_avg_fn(decay, warmup)
+        self._kwargs["avg_fn"] = self.avg_fn
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         with warnings.catch_warnings():

@@ -15,6 +15,8 @@ import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from src.errors import UserInputError
+
 #: The automatic augmentation policies, by their name in a config.
 POLICIES: dict[str, type[v2.Transform]] = {
     "trivialaugment": v2.TrivialAugmentWide,
@@ -22,6 +24,24 @@ POLICIES: dict[str, type[v2.Transform]] = {
     "autoaugment": v2.AutoAugment,
 }
 Policy = Literal["none", "trivialaugment", "randaugment", "autoaugment"]
+
+
+def check_crop_padding(padding: int) -> int:
+    """`data.crop_padding`, checked: 0 (no crop) or more pixels.
+
+    Raises:
+        UserInputError: A negative padding (one line naming the key).
+    """
+    if padding < 0:
+        raise UserInputError(f"data.crop_padding: must be 0 or more pixels, got {padding}")
+    return padding
+
+
+def crop_and_flip(image_size: Sequence[int], padding: int) -> list[v2.Transform]:
+    """A random crop of `image_size` from the image padded by `padding` pixels (none when 0), then a
+    random horizontal flip: the translation-and-mirror augmentation of the CIFAR recipe (padding 4)."""
+    crop = [v2.RandomCrop(list(image_size), padding=padding)] if padding else []
+    return [*crop, v2.RandomHorizontalFlip()]
 
 
 def recipe_augmentations(policy: str = "none", random_erasing: float = 0.0) -> list[v2.Transform]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from torchvision.datasets import CIFAR10
 from torchvision.transforms import v2
 
+from src.data.augment import crop_and_flip
 from src.data.in_memory import InMemoryVisionDataModule
 
 
@@ -54,4 +55,4 @@ class CIFAR10DataModule(InMemoryVisionDataModule):
         return None
 
     def augmentations(self) -> list[v2.Transform]:
-        return [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()]
+        return crop_and_flip(self.image_size, padding=4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torchvision.datasets import FashionMNIST
 from torchvision.transforms import v2
 
+from src.data.augment import check_crop_padding, crop_and_flip
 from src.data.in_memory import InMemoryVisionDataModule
 
 
@@ -36,8 +37,7 @@ class FashionMNISTDataModule(InMemoryVisionDataModule):
 
     def __init__(self, crop_padding: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.crop_padding = crop_padding
+        self.crop_padding = check_crop_padding(crop_padding)
 
     def augmentations(self) -> list[v2.Transform]:
-        crop = [v2.RandomCrop(self.image_size, padding=self.crop_padding)] if self.crop_padding else []
-        return [*crop, v2.RandomHorizontalFlip()]
+        return crop_and_flip(self.image_size, self.crop_padding)

@@ -8,6 +8,7 @@ from functools import partial
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from src.data.augment import check_crop_padding, crop_and_flip
 from src.data.base import VisionDataModule
 from src.data.images import MODES, load_image
 from src.errors import UserInputError
@@ -49,9 +50,7 @@ class ImageFilesDataModule(VisionDataModule):
         **kwargs,
     ) -> None:
         super().__init__(data_dir="", val_size=val_size, **kwargs)
-        if crop_padding < 0:
-            raise UserInputError(f"data.crop_padding: must be 0 or more pixels, got {crop_padding}")
-        self.crop_padding, self.stratify = crop_padding, stratify
+        self.crop_padding, self.stratify = check_crop_padding(crop_padding), stratify
         if channels not in MODES:
             raise UserInputError(f"data.channels: must be 1 (grayscale) or 3 (RGB), got {channels}")
         if len(image_size) != 2 or min(image_size) < 1:
@@ -80,5 +79,4 @@ class ImageFilesDataModule(VisionDataModule):
         return [int(t) for t in targets] if self.stratify and targets is not None else None
 
     def augmentations(self) -> list[v2.Transform]:
-        crop = [v2.RandomCrop(self.image_size, padding=self.crop_padding)] if self.crop_padding else []
-        return [*crop, v2.RandomHorizontalFlip()]
+        return crop_and_flip(self.image_size, self.crop_padding)
