@@ -12,6 +12,11 @@
     images per second the model trains at when data costs nothing.
 (c) Seconds of training until the test accuracy reaches `--target`, with the config as it is (test
     accuracy measured after each epoch, clock paused).
+(d) Images per second of the image-file path (`CSVImageDataModule`) on photos: `--photos` JPEGs of camera
+    sizes made by `benchmarks.photos` (from scikit-learn's sample photos), resized to `--photo-size`:
+    decoded by PIL in every epoch, by torchvision in every epoch (both in `num_workers` processes), and
+    decoded once (`cache: memory`, batched transforms); then the cached path at FashionMNIST's size
+    (28x28 grayscale) against FashionMNIST's in-memory path.
 
 Each figure is the median of `--repeats` timings after one warm-up ((a) runs twice, alternating). When
 the timings of a figure vary by more than `--noise` (coefficient of variation), the two rounds of (a)
@@ -41,8 +46,10 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, TensorDataset
 
+from benchmarks.photos import make_photos
 from benchmarks.timers import EpochTimer, TimeToAccuracy
 from src.callbacks import EMA
+from src.data import CSVImageDataModule, FashionMNISTDataModule
 from src.data.augment import batch_mixer
 from src.errors import exit_on_user_error
 from src.lightning_cli import cli_main
@@ -73,7 +80,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu"
     )
-    parser.add_argument("--parts", default="abc", help="which parts to run, e.g. `ab`")
+    parser.add_argument("--parts", default="abc", help="which parts to run, e.g. `ab`, `d`")
+    parser.add_argument("--photos", type=Path, default=Path("photos"), help="(d): the photos' folder (made)")
+    parser.add_argument("--photo-count", type=int, default=2000, help="(d): photos to make and read")
+    parser.add_argument("--photo-size", type=int, default=64, help="(d): the side they are resized to")
+    parser.add_argument("--workers", type=int, default=2, help="(d): worker processes of the uncached paths")
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run: 10 steps, 2 repeats, (c) shortened"
     )
@@ -243,6 +254,8 @@ def cli_fit_epochs(args: argparse.Namespace, out_dir: Path) -> list[float]:
 # --- (b) data paths against the model -------------------------------------------------------------------
 
 PRELOADED = "pre-loaded float tensors (TensorDataset)"
+PHOTOS_28 = "28x28 gray photos, cache: memory + batched"
+FASHION_28 = "FashionMNIST (28x28 gray), in memory + batched"
 MODEL = "model training steps (data already on the device)"
 
 
@@ -256,13 +269,14 @@ def images_per_second(run_batches: Callable[[], int], repeats: int) -> list[floa
     return rates[1:]
 
 
-def loader_rates(loader: DataLoader, transform, args: argparse.Namespace) -> list[float]:
-    """Images/s of reading `args.steps` training batches and moving them to the device (and `transform`)."""
+def loader_rates(loader: DataLoader, transform, args: argparse.Namespace, steps: int = 0) -> list[float]:
+    """Images/s of reading `steps` (default `args.steps`) training batches and moving them to the device
+    (and `transform`)."""
     device = torch.device(args.device)
 
     def run() -> int:
         n = 0
-        for images, labels in first_batches(loader, args.steps):
+        for images, labels in first_batches(loader, steps or args.steps):
             images, labels = images.to(device), labels.to(device)
             if transform is not None:
                 images = transform(images)
@@ -316,6 +330,40 @@ def data_path_rates(args: argparse.Namespace, out_dir: Path) -> dict[str, tuple[
         images_per_second(train_steps, args.repeats),
         False,
     )
+    return rates
+
+
+# --- (d) the image-file path on photos -----------------------------------------------------------------
+
+
+def photo_rates(args: argparse.Namespace) -> dict[str, list[float]]:
+    """Images/s of the image-file path on `--photos`, per decoder and cache, and FashionMNIST's for scale."""
+    csv_file = make_photos(args.photos, args.photo_count)
+    size, batch = args.photo_size, 128
+    steps = min(args.steps, args.photo_count // batch - 1)
+    common = {"batch_size": batch, "val_size": batch, "channels": 3, "image_size": (size, size)}
+    common |= {"crop_padding": size // 8, "persistent_workers": True}
+    rates: dict[str, list[float]] = {}
+    for name, options in (
+        (f"PIL every epoch ({args.workers} workers)", {"decoder": "pil", "cache": "none"}),
+        (f"torchvision every epoch ({args.workers} workers)", {"decoder": "torchvision", "cache": "none"}),
+        ("cache: memory + batched transforms", {"cache": "memory"}),
+    ):
+        dm = CSVImageDataModule(str(csv_file), num_workers=args.workers, **common, **options)  # type: ignore[arg-type]
+        dm.setup("fit")
+        transform = (lambda x, dm=dm: dm.transform_batch(x, train=True)) if dm.uses_tensors else None
+        rates[f"{size}x{size} RGB photos, {name}"] = loader_rates(
+            dm.train_dataloader(), transform, args, steps
+        )
+    small = common | {"channels": 1, "image_size": (28, 28), "crop_padding": 0, "num_workers": 0}
+    photos = CSVImageDataModule(str(csv_file), cache="memory", **small)  # type: ignore[arg-type]
+    photos.setup("fit")
+    fashion = FashionMNISTDataModule(data_dir=args.data_dir, batch_size=batch, download=False)
+    fashion.setup("fit")
+    for name, dm in ((PHOTOS_28, photos), (FASHION_28, fashion)):
+        rates[name] = loader_rates(
+            dm.train_dataloader(), lambda x, dm=dm: dm.transform_batch(x, train=True), args, steps
+        )
     return rates
 
 
@@ -434,6 +482,22 @@ def main(argv: list[str] | None = None) -> None:
                 )
             else:
                 print(f"  not reached in {len(result.history)} epochs (target: MISSED)")
+        if "d" in args.parts:
+            photo = photo_rates(args)
+            what = f"{args.photo_count} photos (median of {args.repeats})"
+            print(f"\n(d) Images per second of the image-file path, {what}")
+            print(f"  {'':<52} {'images/s':>10} {'CV':>7}")
+            values = {name: row(name, rates_, ".0f") for name, rates_ in photo.items()}
+            names = list(values)
+            speedup = values[names[1]] / values[names[0]]
+            print(
+                f"  {'torchvision / PIL (target >= 1.5)':<52} {speedup:>10.2f} {verdict(speedup >= 1.5):>7}"
+            )
+            cached = values[names[2]] / values[names[1]]
+            print(f"  {'cached / torchvision every epoch':<52} {cached:>10.2f}")
+            same_size = values[PHOTOS_28] / values[FASHION_28]
+            label = "cached photos / FashionMNIST, 28x28 (target >= 0.9)"
+            print(f"  {label:<52} {same_size:>10.2f} {verdict(same_size >= 0.9):>7}")
     if hasattr(os, "getloadavg") and os.getloadavg()[0] > (os.cpu_count() or 1) + 1:
         noisy.append(f"load average {os.getloadavg()[0]:.1f} with {os.cpu_count()} cores")
     if noisy:

@@ -123,6 +123,10 @@ def describe_config_error(message: str) -> str:
     >>> describe_config_error("Parser key \\"data\\":\\n  - Problem with given class_path 'a.B':\\n"
     ...                       "      Option 'batch_sise' is not accepted")
     "data.init_args.batch_sise: unknown option of a.B (see 'python -m src.cli fit --help')"
+    >>> describe_config_error("Parser key \\"data\\":\\n  - Problem with given class_path 'a.B':\\n"
+    ...                       "    Parser key \\"cache\\":\\n"
+    ...                       "      Expected a typing.Literal['auto', 'none']. Got value: x")
+    "data.init_args.cache: expected one of auto, none, got 'x'"
     """
     if match := re.search(r"unrecognized arguments: --?(\S+)", message):
         return f"{match.group(1)}: unknown option (see 'python -m src.cli fit --help')"
@@ -151,6 +155,8 @@ def describe_config_error(message: str) -> str:
             break
         elif line.startswith("Given value:") and value is None:
             value = line.removeprefix("Given value:").split(". Got value:")[0].strip()
+        elif match := re.match(r"Expected a typing\.Literal\[(.*)\]\. Got value: (.*)", line):
+            reason, value = f"expected one of {match.group(1).replace(chr(39), '')}", match.group(2)
         elif (match := re.match(r"Expected a <class '(\w+)'>", line)) and match.group(1) != "NoneType":
             reason = reason or f"expected {match.group(1)}"
             if got := re.search(r"Got value: (.*)", line):

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from jsonargparse import ArgumentError, Namespace
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
@@ -57,28 +57,31 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 DATAMODULES = [getattr(src.data, name) for name in src.data.__all__ if name.endswith("DataModule")]
 
 
-def default_callbacks(trainer_config: Any, step_checkpoint: StepCheckpoint | None = None) -> list[Callback]:
+def default_callbacks(
+    trainer_config: Any, step_checkpoint: StepCheckpoint | None = None, monitor: str = "val/acc"
+) -> list[Callback]:
     """What every run gets besides the config's own callbacks, following the trainer's switches.
 
-    Best checkpoint on `val/acc` plus `last.ckpt`, and `step_checkpoint` (`last.ckpt` every N steps),
-    unless `enable_checkpointing` is false; the learning rate of each group, a per-epoch `summary.csv`
-    (`EpochSummaryCSV`) and, at the end, the best checkpoint (`BestCheckpointToLoggers`) to the loggers,
-    unless there is none; a grid of inputs;
-    evaluation figures (confusion matrix, misclassified examples) and per-class test accuracy; a stop
-    on a NaN/inf loss; `last.ckpt` on SIGTERM; random states in checkpoints.
+    Best checkpoint on `monitor` (`val/acc` or `val/acc_macro`) plus `last.ckpt`, and `step_checkpoint`
+    (`last.ckpt` every N steps), unless `enable_checkpointing` is false; the learning rate of each group,
+    a per-epoch `summary.csv` (`EpochSummaryCSV`) and, at the end, the best checkpoint
+    (`BestCheckpointToLoggers`) to the loggers, unless there is none; a grid of inputs; evaluation
+    figures (confusion matrix, misclassified examples) and per-class test scores; a stop on a NaN/inf
+    loss; `last.ckpt` on SIGTERM; random states in checkpoints.
 
     Args:
         trainer_config: The trainer's instantiated config (`enable_checkpointing`, `logger`).
         step_checkpoint: The `--step_checkpoint` callback.
+        monitor: The metric the best checkpoint is chosen by (`--monitor`).
     """
     callbacks: list[Callback] = []
     if trainer_config.get("enable_checkpointing") is not False:
         callbacks.append(
             Checkpoint(
-                monitor="val/acc",
+                monitor=monitor,
                 mode="max",
                 save_last=True,
-                filename="epoch{epoch:02d}-val_acc{val/acc:.4f}",
+                filename=f"epoch{{epoch:02d}}-{monitor.replace('/', '_')}{{{monitor}:.4f}}",
                 auto_insert_metric_name=False,
                 enable_version_counter=False,  # last.ckpt is shared with `--step_checkpoint`
             )
@@ -117,6 +120,13 @@ class ImageClassificationCLI(LightningCLI):
             type=bool,
             default=True,
             help="After `fit`, run `test` on the best checkpoint and print the test accuracy.",
+        )
+        parser.add_argument(
+            "--monitor",
+            type=Literal["val/acc", "val/acc_macro"],
+            default="val/acc",
+            help="The metric that chooses the best checkpoint: accuracy, or macro (balanced) accuracy, "
+            "which a weak rare class pulls down.",
         )
         # `--step_checkpoint.every_n_train_steps N`: also write last.ckpt every N steps (0: off).
         parser.add_class_arguments(StepCheckpoint, "step_checkpoint")
@@ -176,7 +186,9 @@ class ImageClassificationCLI(LightningCLI):
         config = self._config(self.config_init)
         own = config.trainer.get("callbacks") or []
         own = list(own) if isinstance(own, (list, tuple)) else [own]
-        defaults = default_callbacks(config.trainer, config.get("step_checkpoint"))
+        defaults = default_callbacks(
+            config.trainer, config.get("step_checkpoint"), config.get("monitor", "val/acc")
+        )
         return super().instantiate_trainer(callbacks=[*own, *defaults], **kwargs)
 
     def before_fit(self) -> None:

@@ -20,7 +20,7 @@ import torch
 from lightning.pytorch.utilities import AttributeDict
 from torchvision.transforms import v2
 
-from src.data.images import load_image
+from src.data.decode import read_image as decode_file
 from src.data.paths import expand_image_paths
 from src.errors import UserInputError
 from src.files import check_output_file, replace_when_done
@@ -120,10 +120,11 @@ def read_image(
     max_pixels: int | None = None,
     name: str | None = None,
 ) -> torch.Tensor:
-    """One image file (or open binary file) as `model` expects it, before normalisation: `load_image` with
-    the checkpoint's `in_channels` and `image_size`, then `TO_TENSOR` (see `load_image` for the arguments)."""
+    """One image file (or open binary file) as `model` expects it, before normalisation: decoded with the
+    checkpoint's `in_channels` and `image_size` as training's default path decodes files
+    (`src.data.decode.read_image`, which also says what the arguments are), then `TO_TENSOR`."""
     hparams = cast(AttributeDict, model.hparams)
-    image = load_image(path, hparams.in_channels, tuple(hparams.image_size), max_pixels, name)
+    image = decode_file(path, hparams.in_channels, tuple(hparams.image_size), max_pixels, name)
     return TO_TENSOR(image)
 
 

@@ -39,7 +39,14 @@ def images(tmp_path_factory):
 
 
 def make_dm(root, **kwargs) -> CSVImageDataModule:
-    kwargs = {"img_dir": str(root / "images"), "val_size": 6, "batch_size": 4, "num_workers": 0, **kwargs}
+    # The per-sample path (decoded in every epoch): tests/test_cache.py covers the cached one.
+    kwargs = {
+        "img_dir": str(root / "images"),
+        "val_size": 6,
+        "batch_size": 4,
+        "num_workers": 0,
+        "cache": "none",
+    } | kwargs
     return CSVImageDataModule(annotations_file=str(root / kwargs.pop("csv", "names.csv")), **kwargs)
 
 
@@ -170,7 +177,7 @@ def test_compute_mean_std_of_the_training_images(tmp_path):
     for name, colour in (("a.png", (255, 0, 51)), ("b.png", (0, 0, 51))):
         Image.new("RGB", (5, 3), colour).save(tmp_path / name)
     train = write_csv(tmp_path / "train.csv", [("a.png", "x"), ("b.png", "y")] * 2)
-    settings = {"val_annotations_file": str(train), "image_size": (3, 5), "num_workers": 0}
+    settings = {"val_annotations_file": str(train), "image_size": (3, 5), "num_workers": 0, "cache": "none"}
     mean, std = CSVImageDataModule(str(train), **settings).compute_mean_std()
     assert np.allclose(mean, [0.5, 0.0, 0.2]) and np.allclose(std, [0.5, 0.0, 0.0], atol=1e-6)
     # Normalised with those statistics, the red channel becomes -1 and 1.

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import io
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from src.callbacks import EvaluationFigures
-from src.callbacks.evaluation import _metric_keys, misclassified_figure, per_class_table
+from src.callbacks.evaluation import _metric_keys, misclassified_figure, per_class_scores, per_class_table
 from src.lightning_cli import cli_main
 from tests.helpers.cli import fast_cli_args
 
@@ -90,19 +91,40 @@ def test_confusion_matrix_counts_the_models_test_predictions(evaluated):
     ):
         assert metrics[f"test/acc_{key}"].item() == pytest.approx(correct / count)
     assert "test/acc_T-shirt_top" in metrics and "test/acc_Ankle_boot" in metrics
+    for key, recall in zip(
+        _metric_keys(model.class_names), per_class_scores(expected)["recall"], strict=True
+    ):
+        assert metrics[f"test/recall_{key}"].item() == pytest.approx(recall.item())
+        assert {f"test/precision_{key}", f"test/f1_{key}"} <= set(metrics)
 
 
 def test_test_prints_per_class_accuracy(evaluated):
     confmat = _callback(evaluated).confusion_matrices["test"]
     lines = evaluated.printed.splitlines()
     start = lines.index("Per-class test accuracy:")
-    assert lines[start + 1].split() == ["class", "accuracy", "count"]
-    rows = lines[start + 2 : start + 12]
-    for row, name, correct, count in zip(
-        rows, evaluated.model.class_names, confmat.diag().tolist(), confmat.sum(1).tolist(), strict=True
+    assert lines[start + 1].split() == ["class", "accuracy", "precision", "recall", "f1", "count"]
+    rows = lines[start + 2 : start + 13]
+    predicted = confmat.sum(0).tolist()
+    for row, name, correct, count, n_pred in zip(
+        rows[:10],
+        evaluated.model.class_names,
+        confmat.diag().tolist(),
+        confmat.sum(1).tolist(),
+        predicted,
+        strict=True,
     ):
         assert row.startswith(name)
-        assert row[len(name) :].split() == [f"{correct / count:.4f}", str(count)]
+        acc, precision, recall, f1, n = row[len(name) :].split()
+        assert acc == recall == f"{correct / count:.4f}" and n == str(count)
+        assert precision == (f"{correct / n_pred:.4f}" if n_pred else "0.0000")
+        p, r = float(precision), float(recall)
+        assert float(f1) == pytest.approx(2 * p * r / (p + r) if p + r else 0.0, abs=1e-4)
+    macro = rows[10].split()
+    assert macro[:2] == ["macro", "avg"] and macro[-1] == str(int(confmat.sum()))
+    # The macro average of the recalls is the logged balanced accuracy.
+    assert float(macro[2]) == pytest.approx(
+        evaluated.trainer.callback_metrics["test/acc_macro"].item(), abs=1e-4
+    )
 
 
 def test_val_figures_only_on_improvement_and_never_in_the_sanity_check(fast_args, tmp_path):
@@ -138,7 +160,29 @@ def test_metric_keys_are_sanitised_and_unique():
 def test_per_class_table_and_empty_grid():
     confmat = torch.tensor([[3, 1], [0, 0]])
     table = per_class_table(["cat", "dog"], confmat).splitlines()
-    assert table[2].split() == ["cat", "0.7500", "4"]
-    assert table[3].split() == ["dog", "n/a", "0"]
+    assert table[2].split() == ["cat", "0.7500", "1.0000", "0.7500", "0.8571", "4"]
+    assert table[3].split() == ["dog", "n/a", "0.0000", "0.0000", "0.0000", "0"]
+    assert table[4].split() == ["macro", "avg", "0.7500", "1.0000", "0.7500", "0.8571", "4"]  # cat only
     figure = misclassified_figure([], ["cat", "dog"])
     assert figure.texts[0].get_text() == "no misclassified images"
+
+
+def test_val_figures_are_drawn_at_most_once_a_minute_and_the_last_best_when_training_ends(monkeypatch):
+    callback = EvaluationFigures(min_interval=60)
+    drawn = []
+    monkeypatch.setattr(callback, "_log_figures", lambda *args: drawn.append((args[2], args[5])))
+    # Accuracies 0.5, 0.75 (better), 0.5 (worse), 1.0 (better), then 1.0 is not better.
+    matrices = iter(torch.tensor([[c, 4 - c], [0, 4]]) for c in (0, 2, 0, 4, 4))
+    monkeypatch.setattr(callback, "_compute", lambda: next(matrices))
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr("src.callbacks.evaluation.time.monotonic", lambda: clock.now)
+    loop = SimpleNamespace(_batches_that_stepped=0)
+    trainer = SimpleNamespace(sanity_checking=False, fit_loop=SimpleNamespace(epoch_loop=loop))
+    for step, now in ((10, 1000.0), (20, 1010.0), (30, 1020.0), (40, 1030.0), (50, 1100.0)):
+        loop._batches_that_stepped, clock.now = step, now
+        callback.on_validation_epoch_end(trainer, None)
+    assert drawn == [("val", 10)]  # step 20 and 40 came within a minute; 40 replaced 20
+    callback.on_train_end(trainer, None)
+    assert drawn == [("val", 10), ("val", 40)] and callback.best_val_acc == 1.0
+    callback.on_train_end(trainer, None)
+    assert len(drawn) == 2  # nothing left to draw

@@ -13,7 +13,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import src.files
-from tests.helpers.cli import REPO, error_lines, fast_cli_args, run_cli_main
+from tests.helpers.cli import REPO, error_lines, fast_cli_args, run_cli_main, run_python
+from tests.helpers.faults import recorded_batches
 
 
 def run_cli(args: list[str]) -> subprocess.CompletedProcess:
@@ -40,6 +41,14 @@ def signal_at(step: int, signal_name: str) -> str:
     return (
         "trainer:\n  callbacks+:\n    - class_path: tests.helpers.faults.SignalAtStep\n"
         f"      init_args: {{step: {step}, signal_name: {signal_name}}}\n"
+    )
+
+
+def record_batches(folder: Path) -> str:
+    """An overlay config adding the test callback that records each training batch into `folder`."""
+    return (
+        "trainer:\n  callbacks+:\n    - class_path: tests.helpers.faults.RecordBatches\n"
+        f"      init_args: {{folder: {folder}}}\n"
     )
 
 
@@ -95,20 +104,86 @@ def test_resume_after_sigkill_ends_like_an_uninterrupted_run(fashion_mnist_root,
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Using checkpoint" in result.stderr and "version_0/checkpoints/last.ckpt" in result.stderr
 
-    expected, resumed = newest(whole), newest(killed)
-    assert resumed["global_step"] == expected["global_step"] == 16
-    weights = ["state_dict", "current_model_state"] if recipe else ["state_dict"]
+    assert_same_end(whole, killed, ["state_dict", "current_model_state"] if recipe else ["state_dict"])
+
+
+def assert_same_end(whole: Path, resumed: Path, weights: list[str], steps: int = 16) -> None:
+    """The newest `last.ckpt` below each folder holds the same weights (`weights`: the checkpoint's parts
+    to compare) and Adam moments after `steps` steps, bit for bit, and the last validation metrics agree."""
+    expected, ended = newest(whole), newest(resumed)
+    assert ended["global_step"] == expected["global_step"] == steps
     for part in weights:
         assert part in expected
         for name, tensor in expected[part].items():
-            assert torch.equal(resumed[part][name], tensor), (part, name)
-    moments, resumed_moments = (state["optimizer_states"][0]["state"] for state in (expected, resumed))
-    assert moments.keys() == resumed_moments.keys()
+            assert torch.equal(ended[part][name], tensor), (part, name)
+    moments, ended_moments = (state["optimizer_states"][0]["state"] for state in (expected, ended))
+    assert moments.keys() == ended_moments.keys()
     for index, moment in moments.items():
         for name in ("exp_avg", "exp_avg_sq"):
-            assert torch.equal(resumed_moments[index][name], moment[name]), (index, name)
+            assert torch.equal(ended_moments[index][name], moment[name]), (index, name)
     for tag in ("val/loss", "val/acc"):
-        assert last_scalar(killed, tag) == last_scalar(whole, tag), tag
+        assert last_scalar(resumed, tag) == last_scalar(whole, tag), tag
+
+
+#: 3 epochs of 8 steps. Killed at step 11 (mid-epoch 1, after the step-9 checkpoint), the resumed run
+#: trains the rest of epoch 1, then epoch 2: a wrong order or random state shows in either.
+THREE_EPOCHS = [*RESUME_ARGS, "--trainer.max_epochs=3"]
+
+#: The per-sample path: FashionMNIST read image by image, cropped and flipped at random in 2 worker processes.
+WORKERS = ["--data.in_memory=false", "--data.num_workers=2", "--data.crop_padding=2"]
+
+#: LeNet has no batch norm, so every DDP rank holds the same weights and buffers (see tests/test_ddp.py).
+LENET = "model:\n  init_args:\n    backbone: src.models.components.LeNet\n"
+
+#: 2 CPU processes of 120 training images each, in batches of 16: 8 steps an epoch, as on one process.
+DDP = ["--trainer.strategy=ddp", "--trainer.devices=2", "--data.batch_size=16"]
+
+
+def kill_and_resume(
+    data_root: Path, args: list[str], tmp_path: Path, overlay, ranks: int = 1
+) -> tuple[Path, Path]:
+    """Train with `fast_cli_args`, `THREE_EPOCHS` and `args` once whole, and once SIGKILLed at step 11
+    and resumed with `--ckpt_path last`, recording the batches of each run; returns the two run folders.
+
+    Checks that on each of the `ranks` processes the resumed run goes on mid-epoch, with the very batches
+    (labels and augmented images) the whole run trained on from step 9: the 15 left, not an epoch more."""
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    runs = [
+        (whole, "whole", [], 0),
+        (killed, "killed", overlay(signal_at(11, "SIGKILL"), "kill.yaml"), -9),
+        (killed, "resumed", ["--ckpt_path=last"], 0),
+    ]
+    for folder, name, extra, status in runs:
+        record = overlay(record_batches(tmp_path / name), f"{name}.yaml")
+        cli_args = ["fit", *fast_cli_args(data_root, folder), *THREE_EPOCHS, *args, *record, *extra]
+        result = run_python(["-m", "src.cli", *cli_args], timeout=600)
+        assert result.returncode == status, result.stderr[-3000:]
+        if name == "killed":
+            assert newest(killed)["global_step"] == 9
+    for rank in range(ranks):
+        expected = recorded_batches(tmp_path / "whole", rank)[9:]
+        resumed = recorded_batches(tmp_path / "resumed", rank)
+        assert len(resumed) == 24 - 9 and (resumed[0]["epoch"], resumed[0]["batch"]) == (1, 1), rank
+        assert resumed == expected, rank
+    return whole, killed
+
+
+def test_resume_with_worker_processes_ends_like_an_uninterrupted_run(fashion_mnist_root, tmp_path, overlay):
+    """With 2 worker processes cropping and flipping at random, a run killed mid-epoch and resumed trains
+    on the same augmented images as a run never killed, and ends with the same weights and metrics."""
+    whole, killed = kill_and_resume(fashion_mnist_root, WORKERS, tmp_path, overlay)
+    assert_same_end(whole, killed, ["state_dict"], steps=24)
+
+
+@pytest.mark.parametrize("data", [[], WORKERS], ids=["in-memory", "worker processes"])
+def test_resume_under_ddp_ends_like_an_uninterrupted_run(fashion_mnist_root, tmp_path, overlay, data):
+    """DDP on 2 CPU processes (Lightning gives the loader a `DistributedSampler`): killed mid-epoch and
+    resumed, each process trains on the rest of the interrupted epoch and then the next, in the order of
+    a run never killed (with the same augmentation in its worker processes: every rank resumes from the
+    loader state of rank 0, the one Lightning saves), and the run ends with the same weights and metrics."""
+    args = [*overlay(LENET, "lenet.yaml"), *DDP, *data]
+    whole, killed = kill_and_resume(fashion_mnist_root, args, tmp_path, overlay, ranks=2)
+    assert_same_end(whole, killed, ["state_dict"], steps=24)
 
 
 def test_sigterm_saves_last_checkpoint_and_exits_143(fashion_mnist_root, tmp_path, overlay):

@@ -26,7 +26,8 @@ def folders(tmp_path_factory):
 
 
 def make_dm(root, **kwargs) -> ImageFolderDataModule:
-    kwargs = {"val_size": 6, "batch_size": 4, "num_workers": 0, **kwargs}
+    # The per-sample path (decoded in every epoch): tests/test_cache.py covers the cached one.
+    kwargs = {"val_size": 6, "batch_size": 4, "num_workers": 0, "cache": "none"} | kwargs
     return ImageFolderDataModule(root=str(root / "train"), **kwargs)
 
 

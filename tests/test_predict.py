@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from src.data.image_files import load_image
+from src.data.images import load_image
 from src.errors import UserInputError
 from src.files import replace_when_done
 from src.lightning_cli import cli_main

@@ -197,6 +197,13 @@ def test_strong_recipe_trains_with_ema_top5_and_summary_csv(fast_args, tmp_path)
     hp = cli.model.hparams
     assert (hp.label_smoothing, hp.warmup_epochs, cli.datamodule.cutmix_alpha) == (0.1, 1, 1.0)
     rows = read_csv(run_dir(tmp_path) / "summary.csv")
+    test_row = rows.pop()  # the test after fit, last
+    assert test_row["epoch"] == "test" and float(test_row["test/acc"]) == pytest.approx(
+        cli.trainer.callback_metrics["test/acc"].item()
+    )
+    assert (
+        all(test_row[f"test/{m}_Bag"] for m in ("precision", "recall", "f1")) and test_row["test/acc_macro"]
+    )
     assert [r["epoch"] for r in rows] == ["0", "1"] and [r["step"] for r in rows] == ["8", "16"]
     for column in ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_top5", "lr-default"):
         assert all(r[column] for r in rows), column
@@ -218,8 +225,11 @@ def test_strong_recipe_trains_with_ema_top5_and_summary_csv(fast_args, tmp_path)
 
 
 def test_top5_only_with_more_than_5_classes():
-    assert set(ImageClassifier(LeNet(num_classes=10), num_classes=10).top5) == {"val", "test"}
-    assert not ImageClassifier(LeNet(num_classes=5), num_classes=5).top5
+    assert "val_acc_top5" in ImageClassifier(LeNet(num_classes=10), num_classes=10).extra_metrics
+    assert set(ImageClassifier(LeNet(num_classes=5), num_classes=5).extra_metrics) == {
+        "val_acc_macro",
+        "test_acc_macro",
+    }
 
 
 def test_channels_last_network_computes_the_same(fast_args):

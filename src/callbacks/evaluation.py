@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from typing import Any, cast
 
 import torch
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import AttributeDict
-from matplotlib.figure import Figure
 from torchmetrics.classification import MulticlassConfusionMatrix
+
+from src.callbacks.figures import (
+    accuracy,
+    confusion_matrix_figure,
+    misclassified_figure,
+    per_class_scores,
+    per_class_table,
+)
 
 
 class EvaluationFigures(Callback):
@@ -22,13 +30,18 @@ class EvaluationFigures(Callback):
     `num_misclassified` misclassified images on the CPU (those seen by global rank 0 under DDP). At the
     end of the epoch it logs, with `add_figure` to every `TensorBoardLogger` and from global rank 0 only:
 
-    - `val/confusion_matrix` and `val/misclassified`, only when the epoch's accuracy is the best so far
-      (strictly better, as the best checkpoint on `val/acc` is chosen; never during the sanity check);
+    - `val/confusion_matrix` and `val/misclassified` of an epoch whose accuracy is the best so far
+      (strictly better, as the best checkpoint on `val/acc` is chosen; never during the sanity check), at
+      that epoch's step. Drawing them costs about half a second, so they are drawn at most once every
+      `min_interval` seconds: a best epoch that comes sooner is kept and drawn later (or when training
+      ends), unless a better one replaces it;
     - `test/confusion_matrix` and `test/misclassified` at the end of every test.
 
-    At the end of test it also logs the accuracy of each class as `test/acc_<class name>` (characters
-    other than letters, digits, `_`, `-` and `.` replaced by `_`, e.g. `test/acc_T-shirt_top`) and
-    prints a table of them (rank 0).
+    At the end of test it also logs, for each class, its accuracy (= its recall) `test/acc_<class>`,
+    `test/precision_<class>`, `test/recall_<class>` and `test/f1_<class>` (characters of the name other
+    than letters, digits, `_`, `-` and `.` replaced by `_`, e.g. `test/f1_T-shirt_top`), computed from
+    the torchmetrics confusion matrix (0 where undefined, as torchmetrics does), and prints a table of
+    them with their macro average (rank 0).
 
     The model's `validation_step` / `test_step` must return a dict with `preds` (predicted class ids of
     the batch, shape (N,)), and the batch must be `(images, labels)`. Class names come from the model's
@@ -41,11 +54,15 @@ class EvaluationFigures(Callback):
     Args:
         num_misclassified: Misclassified examples in the grid (0: no grid).
         ncols: Examples per row of the grid.
+        min_interval: Seconds between two drawings of the validation figures (0: every best epoch).
     """
 
-    def __init__(self, num_misclassified: int = 16, ncols: int = 4) -> None:
+    def __init__(self, num_misclassified: int = 16, ncols: int = 4, min_interval: float = 60.0) -> None:
         self.num_misclassified = num_misclassified
         self.ncols = ncols
+        self.min_interval = min_interval
+        self._drawn_at = -math.inf  # time.monotonic() of the last drawing of the validation figures
+        self._pending: tuple[torch.Tensor, list[tuple[torch.Tensor, int, int]], int] | None = None
         self.best_val_acc: float | None = None
         self.confusion_matrices: dict[str, torch.Tensor] = {}
         self._confmat: MulticlassConfusionMatrix | None = None
@@ -114,23 +131,41 @@ class EvaluationFigures(Callback):
         if trainer.sanity_checking:
             return
         confmat = self._compute()  # every process takes part in the sync
-        acc = _accuracy(confmat)
+        acc = accuracy(confmat)
         if self.best_val_acc is not None and not acc > self.best_val_acc:
             return
         self.best_val_acc = acc
-        self._log_figures(trainer, pl_module, "val", confmat)
+        self.confusion_matrices["val"] = confmat
+        # The step Lightning logs this epoch's scalars at, so figures line up with `val/acc` etc.
+        # (private in Lightning; pinned in tests/test_lightning_internals.py)
+        step = trainer.fit_loop.epoch_loop._batches_that_stepped
+        self._pending, self._examples = (confmat, self._examples, step), []
+        if time.monotonic() - self._drawn_at >= self.min_interval:
+            self._draw_pending(trainer, pl_module)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._draw_pending(trainer, pl_module)  # the last best epoch, if it was not drawn yet
+
+    def _draw_pending(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._pending is not None:
+            confmat, examples, step = self._pending
+            self._pending, self._drawn_at = None, time.monotonic()
+            self._log_figures(trainer, pl_module, "val", confmat, examples, step)
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         confmat = self._compute()
-        self._log_figures(trainer, pl_module, "test", confmat)
+        self.confusion_matrices["test"] = confmat
+        examples, self._examples = self._examples, []
+        step = trainer.fit_loop.epoch_loop._batches_that_stepped  # see on_validation_epoch_end
+        self._log_figures(trainer, pl_module, "test", confmat, examples, step)
         names = _class_names(pl_module)
-        counts = confmat.sum(dim=1)
-        correct = confmat.diag()
-        keys = _metric_keys(names)
-        for key, n, c in zip(keys, counts.tolist(), correct.tolist(), strict=True):
-            if n:
+        scores = per_class_scores(confmat)
+        for index, key in enumerate(_metric_keys(names)):
+            if confmat[index].sum():
                 # The matrix is already summed over processes; sync_dist only silences the DDP warning.
-                pl_module.log(f"test/acc_{key}", c / n, sync_dist=True)
+                pl_module.log(f"test/acc_{key}", scores["recall"][index].item(), sync_dist=True)
+            for name, values in scores.items():
+                pl_module.log(f"test/{name}_{key}", values[index].item(), sync_dist=True)
         if trainer.is_global_zero:
             print(per_class_table(names, confmat))
 
@@ -141,10 +176,14 @@ class EvaluationFigures(Callback):
         return confmat
 
     def _log_figures(
-        self, trainer: Trainer, pl_module: LightningModule, stage: str, confmat: torch.Tensor
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        stage: str,
+        confmat: torch.Tensor,
+        examples: list[tuple[torch.Tensor, int, int]],
+        step: int,
     ) -> None:
-        self.confusion_matrices[stage] = confmat
-        examples, self._examples = self._examples, []
         loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
         if not loggers or not trainer.is_global_zero:
             return
@@ -156,9 +195,6 @@ class EvaluationFigures(Callback):
             figures[f"{stage}/misclassified"] = misclassified_figure(
                 examples, names, mean=mean, std=std, ncols=self.ncols
             )
-        # The step Lightning logs this epoch's scalars at, so figures line up with `val/acc` etc.
-        # (private in Lightning; pinned in tests/test_lightning_internals.py)
-        step = trainer.fit_loop.epoch_loop._batches_that_stepped
         for tag, figure in figures.items():
             for logger in loggers:
                 logger.experiment.add_figure(tag, figure, global_step=step, close=False)
@@ -175,61 +211,6 @@ class EvaluationFigures(Callback):
         self.best_val_acc = state_dict.get("best_val_acc")
 
 
-def confusion_matrix_figure(confmat: torch.Tensor, class_names: list[str]) -> Figure:
-    """A matplotlib figure (Agg, no pyplot) of `confmat` (rows: true, columns: predicted), drawn by
-    torchmetrics' own `MulticlassConfusionMatrix.plot`, with counts in the cells (up to 30 classes)."""
-    n = len(class_names)
-    size = max(5.0, 0.55 * n + 2.5)
-    fig = Figure(figsize=(size, size), layout="constrained")
-    ax = fig.add_subplot()
-    MulticlassConfusionMatrix(n).plot(
-        confmat, ax=ax, labels=list(class_names), cmap="Blues", add_text=n <= 30
-    )
-    ax.set_title(f"accuracy {_accuracy(confmat):.4f} ({int(confmat.sum())} images)")
-    return fig
-
-
-def misclassified_figure(
-    examples: list[tuple[torch.Tensor, int, int]],
-    class_names: list[str],
-    mean: torch.Tensor | None = None,
-    std: torch.Tensor | None = None,
-    ncols: int = 4,
-) -> Figure:
-    """A grid of (image (C, H, W), true id, predicted id) examples, each titled `true: X / pred: Y`.
-
-    Images are un-normalised with `mean` / `std` (broadcastable to (1, C, 1, 1)) and clipped to [0, 1];
-    without them each image is rescaled to [0, 1]. With no examples, the figure says so.
-    """
-    if not examples:
-        fig = Figure(figsize=(3, 1))
-        fig.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
-        return fig
-    ncols = max(1, min(ncols, len(examples)))
-    nrows = math.ceil(len(examples) / ncols)
-    fig = Figure(figsize=(2.6 * ncols, 2.8 * nrows), layout="constrained")
-    for k, (image, true, pred) in enumerate(examples):
-        ax = fig.add_subplot(nrows, ncols, k + 1)
-        ax.imshow(
-            _displayable(image, mean, std), cmap="gray" if image.shape[0] == 1 else None, vmin=0, vmax=1
-        )
-        ax.set_title(f"true: {class_names[true]} / pred: {class_names[pred]}", fontsize=8)
-        ax.axis("off")
-    return fig
-
-
-def per_class_table(class_names: list[str], confmat: torch.Tensor) -> str:
-    """Per-class accuracy (diagonal / row sum of `confmat`) and image count, one class per line."""
-    width = max(len("class"), *(len(name) for name in class_names))
-    lines = ["Per-class test accuracy:", f"{'class':<{width}}  accuracy  count"]
-    for name, correct, count in zip(
-        class_names, confmat.diag().tolist(), confmat.sum(dim=1).tolist(), strict=True
-    ):
-        acc = f"{correct / count:.4f}" if count else "n/a"
-        lines.append(f"{name:<{width}}  {acc:>8}  {count:>5}")
-    return "\n".join(lines)
-
-
 def _class_names(pl_module: LightningModule) -> list[str]:
     names = getattr(pl_module, "class_names", None)
     if names:
@@ -244,18 +225,3 @@ def _metric_keys(class_names: list[str]) -> list[str]:
         key = re.sub(r"[^0-9A-Za-z_.-]+", "_", name).strip("_") or str(i)
         keys.append(f"{key}_{i}" if key in keys else key)
     return keys
-
-
-def _accuracy(confmat: torch.Tensor) -> float:
-    total = confmat.sum().item()
-    return confmat.diag().sum().item() / total if total else 0.0
-
-
-def _displayable(image: torch.Tensor, mean: torch.Tensor | None, std: torch.Tensor | None):
-    """(C, H, W) tensor -> (H, W) or (H, W, C) array in [0, 1] for `imshow`."""
-    if mean is not None and std is not None:
-        image = image * std.detach().cpu().view(-1, 1, 1) + mean.detach().cpu().view(-1, 1, 1)
-    else:
-        image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-8)
-    image = image.clamp(0, 1)
-    return image[0].numpy() if image.shape[0] == 1 else image.permute(1, 2, 0).numpy()

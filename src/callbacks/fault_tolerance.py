@@ -84,7 +84,7 @@ class RandomStateCheckpoint(Callback):
     """Saves the random number generators' states in every checkpoint and restores them on resume.
 
     Lightning does not save them, so a resumed run draws other dropout masks and augmentations than the
-    run it continues. With this callback (and the data order of `src.data.resumable`), a run resumed
+    run it continues. With this callback (and the training loader of `src.data.loaders`), a run resumed
     from a checkpoint on the CPU with `--trainer.deterministic true` ends with the same weights as one
     that was never interrupted. The states are restored when training starts, after the sanity check.
     """

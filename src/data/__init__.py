@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from src.data.cifar10 import CIFAR10DataModule
     from src.data.csv_images import CSVImageDataModule, CSVImageDataset
     from src.data.datasets import ImageFilesDataset, TensorImageDataset
+    from src.data.decode import read_image
     from src.data.fashion_mnist import FashionMNISTDataModule
     from src.data.image_files import ImageFilesDataModule
     from src.data.image_folder import ImageFolderDataModule
@@ -31,6 +32,7 @@ _MODULES = {
     "CSVImageDataset": "csv_images",
     "ImageFilesDataset": "datasets",
     "TensorImageDataset": "datasets",
+    "read_image": "decode",
     "FashionMNISTDataModule": "fashion_mnist",
     "ImageFilesDataModule": "image_files",
     "ImageFolderDataModule": "image_folder",
@@ -52,6 +54,7 @@ __all__ = [
     "VisionDataModule",
     "channel_mean_std",
     "load_image",
+    "read_image",
 ]
 assert sorted(__all__) == sorted(_MODULES)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence, Sized
-from typing import cast
+from functools import partial
+from typing import Literal, cast
 
 import torch
 from lightning import LightningDataModule
@@ -13,9 +13,10 @@ from torchvision.transforms import v2
 
 from src.data.augment import Policy, batch_mixer, recipe_augmentations
 from src.data.datasets import ImageFilesDataset, TensorImageDataset, collate_batch, root_dataset
+from src.data.loaders import evaluation_loader, training_loader
 from src.data.paths import expand_image_paths
-from src.data.resumable import resumable
-from src.data.splits import num_samples, stratified_split
+from src.data.samplers import ClassBalancedSampler
+from src.data.splits import dataset_targets, split_indices, subset_indices
 from src.data.statistics import channel_mean_std
 from src.errors import UserInputError
 
@@ -27,17 +28,13 @@ class VisionDataModule(LightningDataModule):
     `make_dataset` (and `prepare_data` when the files can be downloaded). The CLI links `num_classes`,
     `in_channels`, `image_size` and `class_names` into the model, so a config never states them twice.
 
-    Training and validation samples come from two separate dataset instances (one with the training
-    transforms, one with the evaluation transforms), so the validation split is never augmented.
-
     Transforms: each dataset has defaults (`default_train_transforms`, `default_eval_transforms`); a config
     replaces them with `train_transform` / `eval_transform`, each a whole pipeline from the dataset's PIL
     image to the normalised float tensor (e.g. a `torchvision.transforms.v2.Compose` given by `class_path`).
-    Validation, test and predict always use the evaluation transforms, never the training ones.
+    Validation, test and predict use the evaluation transforms, from a dataset instance of their own.
 
-    `train_subset` trains on part of the training split: a seeded `Subset` of it, not a
-    `SubsetRandomSampler`, because Lightning replaces samplers with a `DistributedSampler` under DDP; a
-    subset keeps working there and every process draws the same samples.
+    `train_subset` is a seeded `Subset` of the training split (not a sampler, which Lightning would
+    replace under DDP), so every process draws from the same samples.
 
     Args:
         data_dir: Folder that holds (or will hold, after download) the dataset files.
@@ -65,6 +62,12 @@ class VisionDataModule(LightningDataModule):
             glob patterns, or `.csv` files listing image paths in their first column (relative to the CSV's
             folder). Each image is loaded with this datamodule's `in_channels` and `image_size` and gets the
             evaluation transforms. None (the default) predicts the test split.
+        num_folds: k-fold cross-validation: split the training data into this many folds (by class where
+            the dataset stratifies) and validate on fold `fold` instead of `val_size` samples. None: off.
+        fold: The validation fold, 0 to `num_folds` - 1 (`python -m src.cross_validate` runs them all).
+        sampler: `random` (shuffle) or `balanced`: draw training images with probability inversely
+            proportional to their class's size, so every class is drawn equally often (with replacement,
+            as many draws per epoch as training images; under DDP each process draws its own shard).
     """
 
     #: Class names, index = label id. Subclasses set it (as a class attribute or in `__init__`).
@@ -96,6 +99,9 @@ class VisionDataModule(LightningDataModule):
         random_erasing: float = 0.0,
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
+        num_folds: int | None = None,
+        fold: int = 0,
+        sampler: Literal["random", "balanced"] = "random",
     ) -> None:
         super().__init__()
         self.data_dir = data_dir
@@ -114,6 +120,7 @@ class VisionDataModule(LightningDataModule):
         self.augment_policy = augment_policy
         self.random_erasing = random_erasing
         self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha
+        self.num_folds, self.fold, self.sampler = num_folds, fold, sampler
         self._mixer: Callable | None = None
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
@@ -137,10 +144,8 @@ class VisionDataModule(LightningDataModule):
 
     @property
     def has_test_split(self) -> bool:
-        """Whether there is a test split (`fit` ends with a test of the best checkpoint only when there is).
-
-        True here; a subclass whose test split is optional overrides it.
-        """
+        """Whether there is a test split (`fit` then ends with a test of the best checkpoint): True here;
+        a subclass whose test split is optional overrides it."""
         return True
 
     def augmentations(self) -> list[v2.Transform]:
@@ -156,11 +161,7 @@ class VisionDataModule(LightningDataModule):
     def default_eval_transforms(self) -> v2.Transform:
         """PIL image -> float tensor normalised with `mean`/`std`, without randomness."""
         return v2.Compose(
-            [
-                v2.ToImage(),
-                v2.ToDtype(torch.float32, scale=True),
-                v2.Normalize(self.mean, self.std),
-            ]
+            [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)]
         )
 
     def default_train_transforms(self) -> Callable:
@@ -179,46 +180,40 @@ class VisionDataModule(LightningDataModule):
 
     # --- splits -------------------------------------------------------------------------------------
 
-    def _split_indices(self, n: int, targets: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
-        """Seeded (train, val) indices of a training set of `n` samples: stratified by class when the
-        labels `targets` are given (`split_targets`), else random."""
-        n_val = num_samples("val_size", self.val_size, n)
-        if not 0 < n_val < n:
-            raise UserInputError(f"data.val_size: needs 0 < val_size < {n} (training samples), got {n_val}")
-        if targets is not None:
-            return stratified_split(targets, n_val, self.seed)
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed)).tolist()
-        return perm[n_val:], perm[:n_val]
-
     def split_targets(self, dataset: Dataset) -> Sequence[int] | None:
         """The labels to stratify the validation split by (None: a random split, the default)."""
         return None
 
-    def _subset_indices(self, indices: list[int]) -> list[int]:
-        """A seeded random `train_subset` of the training indices (all of them when it is None or 1)."""
-        if self.train_subset is None or self.train_subset == 1:
-            return indices
-        n = len(indices)
-        k = num_samples("train_subset", self.train_subset, n)
-        k = max(1, k) if 0 < self.train_subset < 1 else k
-        if not 0 < k <= n:
-            raise UserInputError(
-                f"data.train_subset: needs 0 < train_subset <= {n} (training samples), got {k}"
-            )
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed)).tolist()
-        return sorted(indices[i] for i in perm[:k])
+    def _train_val_indices(self, train_full: Dataset, own_val: bool) -> tuple[list[int], list[int] | None]:
+        """Seeded indices of the training subset and of the validation split (None when the validation set
+        is its own): fold `fold` of `num_folds`, else `val_size` samples, stratified by `split_targets`."""
+        n = len(cast(Sized, train_full))  # map-style datasets, all with a length
+        if own_val:
+            if self.num_folds is not None:
+                raise UserInputError(
+                    "data.num_folds: the folds are split off the training data; "
+                    "leave out the separate validation set"
+                )
+            return subset_indices(list(range(n)), self.train_subset, self.seed), None
+        targets = self.split_targets(train_full)
+        train_idx, val_idx = split_indices(n, self.val_size, self.seed, targets, self.num_folds, self.fold)
+        return subset_indices(train_idx, self.train_subset, self.seed), val_idx
 
     def _fit_datasets(self, train_transform: Callable, eval_transform: Callable) -> tuple[Subset, Dataset]:
         """The training subset and the validation set, with the given transforms."""
         train_full = self.make_dataset(train=True, transform=train_transform)
         val_set = self.make_val_dataset(transform=eval_transform)
-        n_train = len(cast(Sized, train_full))  # map-style datasets, all with a length
-        if val_set is None:
-            train_idx, val_idx = self._split_indices(n_train, self.split_targets(train_full))
+        train_idx, val_idx = self._train_val_indices(train_full, own_val=val_set is not None)
+        if val_idx is not None:
             val_set = Subset(self.make_dataset(train=True, transform=eval_transform), val_idx)
-        else:
-            train_idx = list(range(n_train))
-        return Subset(train_full, self._subset_indices(train_idx)), val_set
+        return Subset(train_full, train_idx), cast(Dataset, val_set)
+
+    def class_counts(self) -> torch.Tensor | None:
+        """Images per class in the training split (after `setup("fit")`); None when its labels are unknown."""
+        targets = dataset_targets(self.train_set) if self.train_set is not None else None
+        if targets is None:
+            return None
+        return torch.bincount(torch.tensor(targets, dtype=torch.int64), minlength=self.num_classes)
 
     def setup(self, stage: str) -> None:
         """Build the datasets the stage needs (`fit`, `validate`, `test` or `predict`)."""
@@ -249,18 +244,19 @@ class VisionDataModule(LightningDataModule):
 
     # --- loaders ------------------------------------------------------------------------------------
 
-    def _loader(self, dataset: Dataset | None, shuffle: bool, drop_last: bool = False) -> DataLoader:
+    def _loader(
+        self, dataset: Dataset | None, shuffle: bool, drop_last: bool = False, sampler=None
+    ) -> DataLoader:
         if dataset is None:
             raise RuntimeError("call setup() for this stage before asking for its dataloader")
         collate_fn, workers = None, self.num_workers
         if isinstance(root_dataset(dataset), TensorImageDataset):
-            # Batches itself (one indexing operation per batch, in the main process): worker processes
-            # would only add copies.
+            # Batches itself (one indexing per batch, in the main process): workers would only add copies.
             collate_fn, workers = collate_batch, 0
-        return DataLoader(
+        make = partial(training_loader, seed=self.seed, sampler=sampler) if shuffle else evaluation_loader
+        return make(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
             drop_last=drop_last,
             collate_fn=collate_fn,
             num_workers=workers,
@@ -280,11 +276,13 @@ class VisionDataModule(LightningDataModule):
         return list(self._mixer(*batch))
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches, in an order fixed by the seed and the epoch, so that a run resumed
-        mid-epoch from a checkpoint continues with the very next batch (see `src.data.resumable`)."""
-        loader = self._loader(self.train_set, shuffle=True, drop_last=self.drop_last)
-        # `seed_everything` (the CLI's `seed_everything: 42`) sets PL_GLOBAL_SEED in every process.
-        return resumable(loader, seed=int(os.environ.get("PL_GLOBAL_SEED", self.seed)))
+        """Shuffled (or class-balanced: `sampler`) training batches, in an order fixed by the seed and the
+        epoch, so a run resumed mid-epoch continues with the very next batch (see `src.data.loaders`)."""
+        sampler = None
+        if self.sampler == "balanced" and self.train_set is not None:
+            world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+            sampler = ClassBalancedSampler(dataset_targets(self.train_set) or [], world, rank, self.seed)
+        return self._loader(self.train_set, shuffle=True, drop_last=self.drop_last, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)

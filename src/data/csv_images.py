@@ -14,21 +14,25 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from src.data.csv_lists import EXAMPLES, ImageList, read_image_lists
 from src.data.datasets import ImageFilesDataset
+from src.data.decode import Decoder, image_loader
 from src.data.image_files import ImageFilesDataModule
-from src.data.images import load_image
 from src.errors import UserInputError, count, short_list
 
 
 def drop_unreadable(
-    images: ImageList, channels: int = 3, errors: dict[Path, str | None] | None = None
+    images: ImageList,
+    channels: int = 3,
+    errors: dict[str, str | None] | None = None,
+    decoder: Decoder = "pil",
 ) -> ImageList:
-    """The images that can be read (opened and decoded by `load_image`).
+    """The images that can be read (opened and decoded by `decoder`, as training reads them).
 
     Args:
         images: The images to check.
         channels: What the images are converted to, as training loads them.
         errors: What is wrong with each image file checked so far (None: nothing), filled in here; files
             already in it are not read again.
+        decoder: What decodes them (`torchvision` or `pil`, see `src.data.decode.image_loader`).
 
     Raises:
         UserInputError: None of the images can be read.
@@ -36,10 +40,11 @@ def drop_unreadable(
     errors = {} if errors is None else errors
     kept = ImageList(images.file, [], [], [])
     first_bad = None
+    read = image_loader(decoder, channels)
     for path, target, line in zip(images.paths, images.targets, images.lines, strict=True):
         if path not in errors:
             try:
-                load_image(path, channels)
+                read(path)
                 errors[path] = None
             except UserInputError as err:
                 errors[path] = f"{images.file}:{line}: {err}"
@@ -55,10 +60,10 @@ def drop_unreadable(
     return kept
 
 
-def skip_unreadable(lists: list[ImageList], channels: int = 3) -> list[ImageList]:
+def skip_unreadable(lists: list[ImageList], channels: int = 3, decoder: Decoder = "pil") -> list[ImageList]:
     """`drop_unreadable` for each list, with one warning that counts the image files left out."""
-    errors: dict[Path, str | None] = {}
-    kept = [drop_unreadable(images, channels, errors) for images in lists]
+    errors: dict[str, str | None] = {}
+    kept = [drop_unreadable(images, channels, errors, decoder) for images in lists]
     bad = [error for error in errors.values() if error is not None]
     if bad:
         more = f"; ... and {len(bad) - EXAMPLES} more" if len(bad) > EXAMPLES else ""
@@ -115,7 +120,8 @@ class CSVImageDataset(ImageFilesDataset):
         if skip_bad_images:
             lists = skip_unreadable(lists, channels)
         images = lists[0]
-        super().__init__(images.paths, images.targets, transform, channels, image_size)
+        paths = [Path(path) for path in images.paths]
+        super().__init__(paths, images.targets, transform, channels, image_size)
         self.annotations_file = images.file
         self.class_names = list(class_names)
         #: The CSV line of each image, for messages.
@@ -190,14 +196,16 @@ class CSVImageDataModule(ImageFilesDataModule):
                 f"({short_list(class_names, quote=True)}) in {annotations_file}"
             )
         if skip_bad_images:
-            lists = skip_unreadable(lists, self.in_channels)
+            lists = skip_unreadable(lists, self.in_channels, self.file_decoder)
         self.class_names = class_names
         #: The checked images of each CSV, by config key.
         self.image_lists = dict(zip(files, lists, strict=True))
 
     def _dataset(self, key: str, transform: Callable) -> ImageFilesDataset:
         images = self.image_lists[key]
-        return ImageFilesDataset(images.paths, images.targets, transform, self.in_channels, self.image_size)
+        return ImageFilesDataset(
+            images.paths, images.targets, transform, self.in_channels, self.image_size, self.file_decoder
+        )
 
     def make_dataset(self, train: bool, transform: Callable) -> ImageFilesDataset:
         if train:

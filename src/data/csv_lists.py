@@ -7,8 +7,6 @@ warning.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import warnings
 from collections import Counter
@@ -17,6 +15,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from src.data.csv_rows import Rows, read_rows
+from src.data.image_lookup import ImageLookup
 from src.data.labels import as_int, infer_class_names, label_id
 from src.errors import count, problems_error
 
@@ -30,165 +30,95 @@ class ImageList:
 
     Args:
         file: The CSV file.
-        paths: The image files: the CSV's paths joined to the image folder.
+        paths: The image files: the CSV's paths joined to the image folder (strings: a million `Path`
+            objects would take hundreds of megabytes).
         targets: The label id of each image.
         lines: The CSV line of each image, for messages.
     """
 
     file: Path
-    paths: list[Path]
+    paths: list[str]
     targets: list[int]
     lines: list[int]
 
 
-@dataclass
-class _Row:
-    line: int
-    path: str
-    label: str
-
-
-def _read_rows(
-    file: Path, header: bool | None, class_names: list[str] | None, problems: list[str]
-) -> list[_Row]:
-    """The (line, path, label) rows of a CSV without its header row; adds what is wrong to `problems`.
-
-    Blank lines are skipped; a UTF-8 byte order mark and Windows line endings are fine. Every row needs the
-    same number of columns, at least two: the image path and the label; further columns are ignored.
-    """
-    data = file.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        problems.append(f"{file}:{line}: not UTF-8 text ({err.reason}); save the CSV as UTF-8")
-        return []
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        rows = [(reader.line_num, row) for row in reader if "".join(row).strip()]
-    except csv.Error as err:
-        problems.append(f"{file}:{reader.line_num}: not a readable CSV row ({err})")
-        return []
-    if not rows:
-        problems.append(f"{file}: no images listed (the file is empty)")
-        return []
-    width, _ = Counter(len(row) for _, row in rows).most_common(1)[0]
-    good = []
-    for line, row in rows:
-        if len(row) < 2:
-            problems.append(f"{file}:{line}: needs two columns (image path, label), found {len(row)}")
-        elif len(row) != width:
-            problems.append(
-                f"{file}:{line}: {len(row)} columns where the other rows have {width} "
-                "(quote a path that holds a comma)"
-            )
-        else:
-            good.append(_Row(line, row[0].strip(), row[1].strip()))
-    if header is None and good and good[0].line == rows[0][0]:
-        first = good[0]
-        known = set(class_names) if class_names is not None else {row.label for row in good[1:]}
-        header = not Path(first.path).suffix and as_int(first.label) is None and first.label not in known
-    if header and good and good[0].line == rows[0][0]:
-        good = good[1:]
-        if len(rows) == 1:
-            problems.append(f"{file}: no images listed (only a header row)")
-    for entry in good:
-        if not entry.path:
-            problems.append(f"{file}:{entry.line}: empty image path")
-        if not entry.label:
-            problems.append(f"{file}:{entry.line}: empty label")
-    return [row for row in good if row.path and row.label]
-
-
-def _infer_class_names(file: Path, rows: list[_Row], problems: list[str]) -> list[str]:
+def _infer_class_names(file: Path, rows: Rows, problems: list[str]) -> list[str]:
     """`infer_class_names` of the rows; labels that mix names and integer ids are problems."""
-    is_id = [as_int(row.label) is not None for row in rows]
-    if any(is_id) and not all(is_id):
-        minority = sum(is_id) < len(is_id) / 2  # True: the ids are the odd ones out
-        for row, row_is_id in zip(rows, is_id, strict=True):
-            if row_is_id == minority:
-                kind, others = (
-                    ("an integer id", "class names") if minority else ("a class name", "integer ids")
-                )
+    counts = Counter(rows.labels)
+    is_id = {label: as_int(label) is not None for label in counts}
+    ids = sum(n for label, n in counts.items() if is_id[label])
+    if 0 < ids < len(rows.labels):
+        minority = ids < len(rows.labels) / 2  # True: the ids are the odd ones out
+        kind, others = ("an integer id", "class names") if minority else ("a class name", "integer ids")
+        for line, label in zip(rows.lines, rows.labels, strict=True):
+            if is_id[label] == minority:
                 problems.append(
-                    f"{file}:{row.line}: label {row.label!r} is {kind} while most labels are {others} "
+                    f"{file}:{line}: label {label!r} is {kind} while most labels are {others} "
                     "(give class_names to use both)"
                 )
-    return infer_class_names([row.label for row in rows])
-
-
-def _real_path(path: Path, real_dirs: dict[Path, Path]) -> Path:
-    """`path` with every symbolic link and `..` resolved (`os.path.realpath`), folders looked up once."""
-    if path.name in ("", ".", ".."):
-        return Path(os.path.realpath(path))
-    if path.parent not in real_dirs:
-        real_dirs[path.parent] = Path(os.path.realpath(path.parent))
-    real = real_dirs[path.parent] / path.name
-    return Path(os.path.realpath(real)) if real.is_symlink() else real
+    return infer_class_names(list(counts))  # the distinct labels: the same names, found faster
 
 
 def _check_rows(
     file: Path,
-    rows: list[_Row],
-    folder: Path,
+    rows: Rows,
+    lookup: ImageLookup,
     class_names: list[str],
     allow_outside_img_dir: bool,
     problems: list[str],
-) -> tuple[ImageList, list[Path], list[tuple[int, int]]]:
+) -> tuple[ImageList, list[str], list[tuple[int, int]]]:
     """The rows as an `ImageList`, the real path of each image, and the (line, earlier line) of each
     repeated row (kept: the same image and label again); adds what is wrong to `problems`.
 
-    Checks each label, that each image file exists and is inside `folder` (after resolving symbolic links
-    and `..`, unless `allow_outside_img_dir`), and that no image is listed twice with different labels.
+    Checks each label, that each image file exists and is inside the lookup's folder (after resolving
+    symbolic links and `..`, unless `allow_outside_img_dir`), and that no image is listed twice with
+    different labels.
     """
+    folder = lookup.folder
     index = {name: i for i, name in enumerate(class_names)}
-    real_folder = Path(os.path.realpath(folder))
-    real_dirs: dict[Path, Path] = {}
+    ids = {label: label_id(label, index) for label in set(rows.labels)}
     images = ImageList(file, [], [], [])
-    reals: list[Path] = []
-    first_seen: dict[Path, tuple[int, int]] = {}  # real path -> (line, label id)
+    reals: list[str] = []
+    first_seen: dict[str, int] = {}  # real path -> its index in `images`
     repeats: list[tuple[int, int]] = []
-    for row in rows:
-        where = f"{file}:{row.line}"
-        label = label_id(row.label, index)
+    for line, name, text in zip(rows.lines, rows.paths, rows.labels, strict=True):
+        label = ids[text]
         if isinstance(label, str):
-            problems.append(f"{where}: {label}")
-        if "\x00" in row.path:
-            problems.append(f"{where}: the image path holds a NUL character")
+            problems.append(f"{file}:{line}: {label}")
+        if "\x00" in name:
+            problems.append(f"{file}:{line}: the image path holds a NUL character")
             continue
-        path = folder / row.path
-        real = _real_path(path, real_dirs)
-        if not allow_outside_img_dir and not real.is_relative_to(real_folder):
+        path, real, is_file, inside = lookup.find(name)
+        if not inside and not allow_outside_img_dir:
             inside = Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
-            what = f"image {path} is a link to {real}" if inside else f"image path {row.path!r} is"
+            what = f"image {path} is a link to {real}" if inside else f"image path {name!r} is"
             problems.append(
-                f"{where}: {what} outside the image folder {folder} "
+                f"{file}:{line}: {what} outside the image folder {folder} "
                 "(set allow_outside_img_dir: true to allow paths outside it)"
             )
             continue
-        if not path.is_file():
-            if path.is_dir():
-                problems.append(f"{where}: {path} is a folder, not an image file")
+        if is_file is not True:
+            if is_file is False:
+                problems.append(f"{file}:{line}: {path} is a folder, not an image file")
             else:
-                hint = " (write paths with /, not \\)" if "\\" in row.path and os.sep == "/" else ""
-                problems.append(f"{where}: image file {path} not found{hint}")
+                hint = " (write paths with /, not \\)" if "\\" in name and os.sep == "/" else ""
+                problems.append(f"{file}:{line}: image file {path} not found{hint}")
             continue
         if isinstance(label, str):
             continue
-        if real in first_seen:
-            line, other = first_seen[real]
-            if other != label:
+        kept = len(reals)
+        first = first_seen.setdefault(real, kept)
+        if first != kept:
+            if images.targets[first] != label:
                 problems.append(
-                    f"{where}: image {path} has label {row.label!r} here and {class_names[other]!r} "
-                    f"on line {line}"
+                    f"{file}:{line}: image {path} has label {text!r} here and "
+                    f"{class_names[images.targets[first]]!r} on line {images.lines[first]}"
                 )
                 continue
-            repeats.append((row.line, line))
-        else:
-            first_seen[real] = (row.line, label)
+            repeats.append((line, images.lines[first]))
         images.paths.append(path)
         images.targets.append(label)
-        images.lines.append(row.line)
+        images.lines.append(line)
         reals.append(real)
     return images, reals, repeats
 
@@ -253,15 +183,17 @@ def read_image_lists(
     """
     files = [Path(file) for file in annotations_files]
     problems: list[list[str]] = [[] for _ in files]  # of each file
-    rows = [_read_rows(file, header, class_names, found) for file, found in zip(files, problems, strict=True)]
+    rows = [read_rows(file, header, class_names, found) for file, found in zip(files, problems, strict=True)]
     inferred = class_names is None
     if class_names is None:
-        class_names = _infer_class_names(files[0], rows[0], problems[0]) if rows[0] else []
+        class_names = _infer_class_names(files[0], rows[0], problems[0]) if rows[0].lines else []
     lists, reals, repeats = [], [], []
+    lookups: dict[Path, ImageLookup] = {}  # one per image folder: the CSVs of a run share their folders
     for file, file_rows, found in zip(files, rows, problems, strict=True):
         folder = Path(img_dir) if img_dir is not None else file.parent
+        lookup = lookups[folder] = lookups.get(folder) or ImageLookup(folder)
         images, real, repeated = _check_rows(
-            file, file_rows, folder, class_names, allow_outside_img_dir, found
+            file, file_rows, lookup, class_names, allow_outside_img_dir, found
         )
         lists.append(images)
         reals.append(real)
@@ -281,7 +213,7 @@ def read_image_lists(
             )
     if inferred:
         _warn_single_image_classes(lists[0], class_names, warn)
-    training = set(reals[0])
+    training = set(reals[0]) if len(files) > 1 else set()
     for images, real in zip(lists[1:], reals[1:], strict=True):
         shared = [line for line, path in zip(images.lines, real, strict=True) if path in training]
         if shared and images.file != files[0]:

@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset, Subset, default_collate
 
-from src.data.images import load_image
+from src.data.decode import Decoder, image_loader
 
 
 class ImageFilesDataset(Dataset):
-    """Image files, each loaded by `load_image` with `channels` and `image_size`, then `transform`.
+    """Image files, each opened by `decoder` with `channels` and `image_size`, then `transform`.
 
     Item `i` is `(image, targets[i])`, or the image alone when there are no `targets` (images to predict).
 
     Args:
         paths: The image files.
         targets: The label id of each image; None for unlabelled images.
-        transform: Applied to each loaded PIL image.
+        transform: Applied to each loaded image.
         channels: 1 (grayscale) or 3 (RGB): what the images are converted to.
         image_size: (height, width) the images are resized to; None keeps each file's size.
+        decoder: `pil`: images are PIL images (`load_image`), what any transform takes; `torchvision`:
+            uint8 tensors (C, H, W) from `read_image`, faster, for transforms that take tensors (the
+            default v2 pipelines do).
     """
 
     def __init__(
@@ -32,6 +34,7 @@ class ImageFilesDataset(Dataset):
         transform: Callable | None = None,
         channels: int = 3,
         image_size: tuple[int, int] | None = None,
+        decoder: Decoder = "pil",
     ) -> None:
         if targets is not None and len(targets) != len(paths):
             raise ValueError(f"{len(paths)} paths but {len(targets)} targets")
@@ -39,7 +42,7 @@ class ImageFilesDataset(Dataset):
         self.targets = None if targets is None else list(targets)
         self.transform = transform
         #: Opens one file as the model expects it (picklable, for DataLoader workers).
-        self.loader = partial(load_image, channels=channels, image_size=image_size)
+        self.loader = image_loader(decoder, channels, image_size)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -80,6 +83,11 @@ class TensorImageDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.images)
+
+    @property
+    def targets(self) -> list[int]:
+        """The labels as a list (what torchvision datasets call `targets`)."""
+        return self.labels.tolist()
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.images[index], self.labels[index]

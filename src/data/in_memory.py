@@ -1,9 +1,5 @@
-"""The in-memory data path: a whole split as one uint8 tensor, transformed a batch at a time on the device.
-
-For datasets that fit in memory (FashionMNIST, CIFAR-10) this replaces per-sample work in worker processes
-(PIL image -> tensor -> augment -> normalise, for every image) by one indexing operation per batch in the
-main process, and does augmentation and normalisation on the whole batch after it reached the device
-(`LightningDataModule.on_after_batch_transfer`), where the model's accelerator does the work.
+"""Torchvision datasets kept in memory as uint8 tensors (FashionMNIST, CIFAR-10): the uint8 path of
+`src.data.tensor_splits`, fed straight from the dataset's `data` array.
 """
 
 from __future__ import annotations
@@ -13,31 +9,21 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 from torchvision.datasets import VisionDataset
-from torchvision.transforms.v2 import functional as F
 
-from src.data.augment import batch_augment
-from src.data.base import VisionDataModule
-from src.data.datasets import TensorImageDataset
+from src.data.tensor_splits import TensorSplitsDataModule
 from src.errors import UserInputError, missing_files_error, one_line
 
 
-class InMemoryVisionDataModule(VisionDataModule):
-    """A `VisionDataModule` that can keep each split in memory as a uint8 tensor (`in_memory`).
+class InMemoryVisionDataModule(TensorSplitsDataModule):
+    """A torchvision dataset whose splits can be kept in memory as uint8 tensors (`in_memory`).
 
-    With `in_memory` on, the DataLoaders yield uint8 batches (N, C, H, W) and `on_after_batch_transfer`
-    turns them, on the device and a whole batch at once, into what the per-sample path gives: training
-    batches get the dataset's `augmentations()` (each image its own random crop offset and flip), every
-    batch is scaled to [0, 1] and normalised with `mean`/`std`. Validation, test and predict batches are
-    only normalised. The train/val split, `train_subset` and `compute_mean_std` are the same as without it
-    (same indices, same statistics). Batches are read in the main process (`num_workers` is not used): one
-    batch is one indexing operation. Under DDP, Lightning still gives each process its own shard, since
-    the data comes from an ordinary DataLoader.
-
-    The in-memory path is used for the default transforms only: when `train_transform` or
+    With `in_memory` on, the splits are the dataset's `data` arrays and whole batches are augmented and
+    normalised on the device (see `TensorSplitsDataModule`); `compute_mean_std` gives the same statistics
+    either way. The in-memory path is used for the default transforms only: when `train_transform` or
     `eval_transform` is set, the datamodule uses the per-sample path (those transforms take PIL images),
-    and says so once. `predict_paths` images are always read from their files.
+    and says so once.
 
     A dataset is a thin subclass: it names its torchvision `dataset_cls`, its class names, channels,
     size, mean/std and training `augmentations()`; downloading, the file checks, the per-sample datasets
@@ -60,7 +46,6 @@ class InMemoryVisionDataModule(VisionDataModule):
         super().__init__(**kwargs)
         self.download = download
         self.in_memory = in_memory
-        self._tensor_splits: dict[bool, TensorImageDataset] = {}
         self._said_per_sample = False
 
     # --- files --------------------------------------------------------------------------------------
@@ -113,58 +98,17 @@ class InMemoryVisionDataModule(VisionDataModule):
         images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
         return images.contiguous(), torch.as_tensor(dataset.targets, dtype=torch.int64)
 
-    # --- datasets -----------------------------------------------------------------------------------
+    # --- datasets ---------------------------------------------------------------------------------
 
     @property
     def uses_tensors(self) -> bool:
         """Whether the in-memory path is in use: `in_memory` on and no user transforms."""
         return self.in_memory and self.train_transform is None and self.eval_transform is None
 
-    def tensor_dataset(self, train: bool) -> TensorImageDataset:
-        """The training or test split as a `TensorImageDataset` (read from the files once)."""
-        if train not in self._tensor_splits:
-            self._tensor_splits[train] = TensorImageDataset(*self.load_tensors(train))
-        return self._tensor_splits[train]
-
     def setup(self, stage: str) -> None:
-        """Build the datasets the stage needs; in memory, subsets of the splits' `TensorImageDataset`s."""
-        if not self.uses_tensors:
-            if self.in_memory and not self._said_per_sample:
-                key = "train_transform" if self.train_transform is not None else "eval_transform"
-                rank_zero_info(f"data.{key} is set: using the per-sample data path, not the in-memory one")
-                self._said_per_sample = True
-            super().setup(stage)
-            return
-        if stage in ("fit", "validate") and self.train_set is None:
-            full = self.tensor_dataset(train=True)
-            train_idx, val_idx = self._split_indices(len(full))
-            self.train_set = Subset(full, self._subset_indices(train_idx))
-            self.val_set = Subset(full, val_idx)
-        if stage == "predict" and self.predict_paths is not None:
-            super().setup(stage)  # image files: per-sample evaluation transforms
-            return
-        if stage in ("test", "predict") and self.test_set is None:
-            self.test_set = self.tensor_dataset(train=False)
-
-    # --- batch transforms ---------------------------------------------------------------------------
-
-    def transform_batch(self, images: torch.Tensor, train: bool) -> torch.Tensor:
-        """uint8 images (N, C, H, W) -> normalised float32, with the training augmentations when `train`.
-
-        Args:
-            images: A batch from an in-memory DataLoader, on any device.
-            train: Apply `augmentations()` (when `augment` is on), as for training batches.
-        """
-        if train and self.augment:
-            images = batch_augment(images, self.training_augmentations())
-        images = F.to_dtype(images, torch.float32, scale=True)
-        return F.normalize(images, list(self.mean), list(self.std))
-
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """Transform uint8 batches (from the in-memory path) on the device, then mix them when asked."""
-        if isinstance(batch, (list, tuple)) and batch[0].dtype == torch.uint8:
-            images, *rest = batch
-            training = self.trainer is not None and self.trainer.training
-            batch = [self.transform_batch(images, train=training), *rest]
-        # Else e.g. predict_paths images, already transformed one by one. Then MixUp/CutMix, if on.
-        return super().on_after_batch_transfer(batch, dataloader_idx)
+        """Build the datasets the stage needs; says once when user transforms turn the in-memory path off."""
+        if self.in_memory and not self.uses_tensors and not self._said_per_sample:
+            key = "train_transform" if self.train_transform is not None else "eval_transform"
+            rank_zero_info(f"data.{key} is set: using the per-sample data path, not the in-memory one")
+            self._said_per_sample = True
+        super().setup(stage)

@@ -11,10 +11,12 @@ from lightning import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
+from torch.nn import functional as F
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from src.models.loading import load_weights
+from src.models.metrics import class_weights, extra_metrics
 from src.models.param_groups import (
     ParamGroup,
     apply_lr_scales,
@@ -29,7 +31,8 @@ class ImageClassifier(LightningModule):
     """Trains `backbone` with cross-entropy; logs loss and accuracy per stage.
 
     Logged metrics: `train/loss`, `train/acc`, `val/loss`, `val/acc`, `val/acc_best` (best epoch so far),
-    `test/loss`, `test/acc`, and `val/acc_top5`, `test/acc_top5` when there are more than 5 classes. The
+    `val/acc_macro` (balanced accuracy: the mean of the per-class recalls), `test/loss`, `test/acc`,
+    `test/acc_macro`, and `val/acc_top5`, `test/acc_top5` when there are more than 5 classes. The
     optimiser and scheduler are injected from the config and built in `configure_optimizers`, with
     per-group settings from `param_groups`, an optional warm-up, and the run's length filled in.
 
@@ -76,6 +79,9 @@ class ImageClassifier(LightningModule):
             with mixed precision on recent GPUs).
         tta: Test-time augmentation in `test` and `predict` (and the prediction commands): average the
             class probabilities of each image and its left-right mirror image.
+        class_weights: Weigh the training loss by class: `auto` (n / (classes x the class's count in the
+            training split), so rare classes count as much as common ones) or one weight per class; None:
+            unweighted. `val/loss` and `test/loss` stay unweighted, so runs compare.
     """
 
     # Buffers registered in `__init__` (typed here: `nn.Module.__getattr__` returns `Tensor | Module`).
@@ -106,6 +112,7 @@ class ImageClassifier(LightningModule):
         lr_batch_size: int | None = None,
         channels_last: bool = False,
         tta: bool = False,
+        class_weights: Literal["auto"] | list[float] | None = None,
     ) -> None:
         super().__init__()
         with warnings.catch_warnings():
@@ -126,12 +133,7 @@ class ImageClassifier(LightningModule):
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
-        # Top-5 accuracy where it says something (more than 5 classes).
-        self.top5 = nn.ModuleDict(
-            {stage: MulticlassAccuracy(num_classes, top_k=5, average="micro") for stage in ("val", "test")}
-            if num_classes > 5
-            else {}
-        )
+        self.extra_metrics = extra_metrics(num_classes)  # macro accuracy; top-5 with more than 5 classes
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.val_acc_best = MaxMetric()
         self.example_input_array = torch.zeros(1, in_channels, *image_size)
@@ -139,6 +141,7 @@ class ImageClassifier(LightningModule):
         stats = {"input_mean": mean or [0.0] * in_channels, "input_std": std or [1.0] * in_channels}
         for name, values in stats.items():
             self.register_buffer(name, torch.tensor(values).view(1, -1, 1, 1), persistent=False)
+        self.loss_weight: torch.Tensor | None = None  # set by `setup` from `class_weights`
 
     @classmethod
     def from_checkpoint(
@@ -151,11 +154,8 @@ class ImageClassifier(LightningModule):
     ) -> ImageClassifier:
         """The trained model of a checkpoint file, in eval mode on `device`: prediction, export, serving.
 
-        Unlike Lightning's `load_from_checkpoint`, every way the file can be wrong is one line naming it:
-        the network is rebuilt from the class path and arguments in the checkpoint's hyperparameters
-        (Lightning only instantiates already-imported subclasses), its weights are checked against the
-        network (missing/unexpected keys and shape mismatches listed), then loaded. The file is read by
-        `safe_load` (see it for `weights_only`).
+        Unlike Lightning's `load_from_checkpoint`, every way the file can be wrong is one line naming it
+        (see `rebuild_from_checkpoint`); the file is read by `safe_load` (see it for `weights_only`).
 
         Args:
             checkpoint: A `.ckpt` file written by `python -m src.cli fit`.
@@ -206,22 +206,35 @@ class ImageClassifier(LightningModule):
         """Normalise raw images (N, C, H, W, floats in [0, 1]) as the training data was."""
         return (images - self.input_mean) / self.input_std
 
+    def setup(self, stage: str) -> None:
+        """Work out `class_weights` for training (`auto` counts the datamodule's training split)."""
+        setting = self.hparams.get("class_weights")
+        if stage != "fit" or setting is None:
+            return
+        counts = getattr(getattr(self.trainer, "datamodule", None), "class_counts", lambda: None)()
+        self.loss_weight = class_weights(setting, self.hparams["num_classes"], counts)
+        rank_zero_info(f"Class weights of the training loss: {self.loss_weight.tolist()}")
+
     def _shared_step(self, batch, loss_metric: MeanMetric, acc_metric: MulticlassAccuracy, stage: str):
         x, y = batch
         logits = self.eval_logits(x) if stage == "test" else self(x)
-        loss = self.criterion(logits, y)  # y: class ids, or soft targets (N, num_classes)
+        if stage == "train" and self.loss_weight is not None:
+            weight = self.loss_weight.to(logits.device, logits.dtype)
+            loss = F.cross_entropy(logits, y, weight=weight, label_smoothing=self.criterion.label_smoothing)
+        else:
+            loss = self.criterion(logits, y)  # y: class ids, or soft targets (N, num_classes)
         labels = y.argmax(dim=1) if y.ndim == 2 else y
         loss_metric(loss)
         acc_metric(logits, labels)
-        if stage in self.top5:
-            top5 = cast(MulticlassAccuracy, self.top5[stage])
-            top5(logits, labels)
-            self.log(f"{stage}/acc_top5", top5)
+        for key, metric in self.extra_metrics.items():
+            if key.startswith(f"{stage}_"):
+                metric = cast(MulticlassAccuracy, metric)
+                metric(logits, labels)
+                self.log(key.replace("_", "/", 1), metric)
         return loss, logits
 
     def on_train_start(self) -> None:
-        # The sanity check ran validation before training; start the best-so-far from scratch.
-        self.val_acc_best.reset()
+        self.val_acc_best.reset()  # the sanity check ran validation before training
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss, _ = self._shared_step(batch, self.train_loss, self.train_acc, "train")
@@ -237,8 +250,7 @@ class ImageClassifier(LightningModule):
         return {"loss": loss, "preds": logits.argmax(dim=1)}
 
     def on_validation_epoch_end(self) -> None:
-        # `val_acc.compute()` is already synchronised across processes, so every process holds the same
-        # best value; `sync_dist` (once per epoch) tells Lightning so instead of a warning under DDP.
+        # `compute()` is synchronised across processes; `sync_dist` only avoids a warning under DDP.
         self.val_acc_best(self.val_acc.compute())
         self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
 

@@ -1,9 +1,13 @@
-"""Faults for tests/test_faults.py, loaded by the CLI from a config (`tests.helpers.faults.SignalAtStep`)."""
+"""Faults for tests/test_faults.py, loaded by the CLI from a config (`tests.helpers.faults.SignalAtStep`),
+and a record of the batches a run trained on."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
+from pathlib import Path
 
 import torch
 from lightning import Callback, Trainer
@@ -29,6 +33,37 @@ class SignalAtStep(Callback):
     def on_train_batch_end(self, trainer: Trainer, *args, **kwargs) -> None:
         if trainer.global_step == self.step:
             os.kill(os.getpid(), self.signal)
+
+
+class RecordBatches(Callback):
+    """Appends one JSON line per training batch to `folder/batches.rank<R>.jsonl`: the step, epoch and
+    batch index, the labels, and a hash of the images (so an augmentation that differs shows).
+
+    Args:
+        folder: Where the files go (made if missing).
+    """
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module, batch, batch_idx: int) -> None:
+        images, labels = batch
+        record = {
+            "step": trainer.global_step,
+            "epoch": trainer.current_epoch,
+            "batch": batch_idx,
+            "labels": labels.tolist(),
+            "images": hashlib.sha1(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest(),
+        }
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / f"batches.rank{trainer.global_rank}.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def recorded_batches(folder: Path, rank: int = 0) -> list[dict]:
+    """The batches `RecordBatches` wrote into `folder` for `rank`, in order."""
+    lines = (folder / f"batches.rank{rank}.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
 
 
 class NaNAtCall(LeNet):
