@@ -21,6 +21,9 @@ from src.lightning_cli import cli_main
 
 cli = cli_main(sys.argv[1:])
 metrics = {k: v.item() for k, v in cli.trainer.callback_metrics.items()}
+sampler = cli.trainer.train_dataloader.sampler
+metrics["sampler"] = {"type": type(sampler).__name__, "rank": getattr(sampler, "rank", None)}
+metrics["sampler"]["indices"] = list(sampler)
 path = f"{cli.trainer.default_root_dir}/rank{cli.trainer.global_rank}.json"
 with open(path, "w") as f:
     json.dump(metrics, f)
@@ -49,6 +52,7 @@ def test_ddp_two_cpu_processes_log_synchronised_metrics(fashion_mnist_root, tmp_
         "--trainer.limit_train_batches=2",
         "--trainer.num_sanity_val_steps=0",
         "--data.batch_size=20",
+        "--data.sampler=balanced",
         "--test_after_fit=false",
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
@@ -66,6 +70,14 @@ def test_ddp_two_cpu_processes_log_synchronised_metrics(fashion_mnist_root, tmp_
     rank1 = json.loads((tmp_path / "rank1.json").read_text())
     assert rank0["val/acc"] == rank1["val/acc"]
     assert rank0["val/loss"] == rank1["val/loss"]
+    # Class-balanced sampling: Lightning keeps the sampler, and each process draws its own shard of one
+    # draw over the 240 training images (120 each), as `ClassBalancedSampler` draws it.
+    shards = [rank["sampler"] for rank in (rank0, rank1)]
+    assert [s["type"] for s in shards] == ["ClassBalancedSampler"] * 2 and [s["rank"] for s in shards] == [
+        0,
+        1,
+    ]
+    assert [len(s["indices"]) for s in shards] == [120, 120] and shards[0]["indices"] != shards[1]["indices"]
 
     # Each rank saw half of the 80 validation images; the logged value is the accuracy over all 80.
     # The per-epoch summary is written once, by process 0, with the synchronised value.
