@@ -13,7 +13,7 @@ from torchvision.transforms import v2
 
 from src.data.augment import Policy, batch_mixer, recipe_augmentations
 from src.data.datasets import ImageFilesDataset, TensorImageDataset, collate_batch, root_dataset
-from src.data.loaders import evaluation_loader, training_loader
+from src.data.loaders import evaluation_loader, run_seed, training_loader
 from src.data.paths import expand_image_paths
 from src.data.samplers import ClassBalancedSampler
 from src.data.splits import dataset_targets, split_indices, subset_indices
@@ -281,7 +281,9 @@ class VisionDataModule(LightningDataModule):
         sampler = None
         if self.sampler == "balanced" and self.train_set is not None:
             world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
-            sampler = ClassBalancedSampler(dataset_targets(self.train_set) or [], world, rank, self.seed)
+            sampler = ClassBalancedSampler(
+                dataset_targets(self.train_set) or [], world, rank, run_seed(self.seed)
+            )
         return self._loader(self.train_set, shuffle=True, drop_last=self.drop_last, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence, Sized
+from functools import cached_property
 from typing import Literal, cast
 
 import torch
@@ -100,8 +101,7 @@ class ImageFilesDataModule(TensorSplitsDataModule):
     @property
     def file_decoder(self) -> Decoder:
         """What decodes the files: `decoder`, but `pil` when a `train_transform`/`eval_transform` is set."""
-        default_transforms = self.train_transform is None and self.eval_transform is None
-        return self.decoder if default_transforms else "pil"
+        return self.decoder if self.user_transform is None else "pil"
 
     @property
     def loader(self) -> Callable:
@@ -144,9 +144,8 @@ class ImageFilesDataModule(TensorSplitsDataModule):
     def _cache_decision(self) -> tuple[bool, str]:
         """Whether to cache, and why (the message `uses_tensors` prints)."""
         per_sample = "decoding the image files in every epoch"
-        if self.train_transform is not None or self.eval_transform is not None:
-            key = "train_transform" if self.train_transform is not None else "eval_transform"
-            return False, f"data.{key} is set (it takes PIL images): {per_sample}"
+        if self.user_transform is not None:
+            return False, f"{self.user_transform} is set (it takes PIL images): {per_sample}"
         if self.cache == "none":
             return False, per_sample
         shape = (self.in_channels, *self.image_size)
@@ -158,13 +157,18 @@ class ImageFilesDataModule(TensorSplitsDataModule):
 
     def _count_images(self) -> int:
         """Images in the splits a process caches (training, its own validation set, test)."""
-        datasets = [
-            self.make_dataset(train=True, transform=v2.Identity()),
-            self.make_val_dataset(transform=v2.Identity()),
-        ]
-        if self.has_test_split:
-            datasets.append(self.make_dataset(train=False, transform=v2.Identity()))
-        return sum(len(cast(Sized, d)) for d in datasets if d is not None)
+        return sum(len(cast(Sized, d)) for d in self._files.values() if d is not None)
+
+    @cached_property
+    def _files(self) -> dict[str, Dataset | None]:
+        """Each split's dataset without transforms (None: no such split), listed once for the cache."""
+        files: dict[str, Dataset | None] = {
+            "training": self.make_dataset(train=True, transform=v2.Identity())
+        }
+        files["validation"] = self.make_val_dataset(transform=v2.Identity())
+        has_test = self.has_test_split
+        files["test"] = self.make_dataset(train=False, transform=v2.Identity()) if has_test else None
+        return files
 
     def _decode(self, dataset: Dataset, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         shape = (self.in_channels, *self.image_size)
@@ -173,11 +177,12 @@ class ImageFilesDataModule(TensorSplitsDataModule):
 
     def load_tensors(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """The training or test images, decoded once (see `cache`)."""
-        return self._decode(
-            self.make_dataset(train, transform=v2.Identity()), "training" if train else "test"
-        )
+        name = "training" if train else "test"
+        # No test split: `make_dataset` raises the error that says which option to set.
+        dataset = self._files[name] or self.make_dataset(train, transform=v2.Identity())
+        return self._decode(dataset, name)
 
     def load_val_tensors(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The validation set's own images, decoded once; None when it is split off the training images."""
-        dataset = self.make_val_dataset(transform=v2.Identity())
+        dataset = self._files["validation"]
         return None if dataset is None else self._decode(dataset, "validation")

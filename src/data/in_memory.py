@@ -103,12 +103,13 @@ class InMemoryVisionDataModule(TensorSplitsDataModule):
     @property
     def uses_tensors(self) -> bool:
         """Whether the in-memory path is in use: `in_memory` on and no user transforms."""
-        return self.in_memory and self.train_transform is None and self.eval_transform is None
+        return self.in_memory and self.user_transform is None
 
     def setup(self, stage: str) -> None:
         """Build the datasets the stage needs; says once when user transforms turn the in-memory path off."""
         if self.in_memory and not self.uses_tensors and not self._said_per_sample:
-            key = "train_transform" if self.train_transform is not None else "eval_transform"
-            rank_zero_info(f"data.{key} is set: using the per-sample data path, not the in-memory one")
+            rank_zero_info(
+                f"{self.user_transform} is set: using the per-sample data path, not the in-memory one"
+            )
             self._said_per_sample = True
         super().setup(stage)

@@ -183,6 +183,12 @@ class TrainingDataLoader(StatefulDataLoader):
         self._saved = state_dict
 
 
+def run_seed(seed: int) -> int:
+    """The seed of the training order: the run's (`seed_everything` sets PL_GLOBAL_SEED in every process,
+    DDP's too, so every rank gets the same), else `seed`."""
+    return int(os.environ.get("PL_GLOBAL_SEED", seed))
+
+
 def training_loader(
     dataset: Dataset,
     *,
@@ -207,8 +213,7 @@ def training_loader(
         collate_fn: Merges samples into a batch (None: PyTorch's default).
         **kwargs: Other `DataLoader` arguments (`pin_memory`, `drop_last`, `persistent_workers`, ...).
     """
-    # `seed_everything` sets PL_GLOBAL_SEED in every process (DDP's too), so every rank gets the same.
-    seed = int(os.environ.get("PL_GLOBAL_SEED", seed))
+    seed = run_seed(seed)
     if sampler is None:
         sampler = SeededRandomSampler(len(cast(Sized, dataset)), seed)
     if num_workers > 0:

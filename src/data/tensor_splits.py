@@ -44,6 +44,15 @@ class TensorSplitsDataModule(VisionDataModule):
         """Whether the uint8 path is in use (False here: subclasses decide)."""
         return False
 
+    @property
+    def user_transform(self) -> str | None:
+        """The config key of a transform the config sets (`data.train_transform` first), or None. The uint8
+        path needs the default transforms: a config's own may expect PIL images."""
+        for key in ("train_transform", "eval_transform"):
+            if getattr(self, key) is not None:
+                return f"data.{key}"
+        return None
+
     def load_tensors(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """The training (`train=True`) or test split as uint8 images (N, C, H, W) and int64 labels."""
         raise NotImplementedError
